@@ -1,0 +1,246 @@
+"""``FakeRegistry``: the in-process handle on one fake registry + auth server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from grpc import aio
+
+from fake_registry.clock import Clock, SystemClock
+from fake_registry.interceptors import AuthInterceptor, MalformedRequestInterceptor
+from fake_registry.server import ServerThread
+from fake_registry.servicers.auth import ClientAuthServicer
+from fake_registry.servicers.guard import ErrorSink
+from fake_registry.servicers.registry import RegistryServicer
+from fake_registry.state.auth import DEFAULT_TOKEN_TTL, AuthState
+from fake_registry.state.model import InstanceRecord, ServiceRecord
+from fake_registry.state.world import World
+from protos.registry.v1 import registry_pb2, registry_pb2_grpc
+from protos.user.v1 import user_pb2, user_pb2_grpc
+
+__all__ = ["DEFAULT_CLIENTS", "FakeRegistry"]
+
+#: The credential a fake accepts when none is configured.
+DEFAULT_CLIENTS: Mapping[str, str] = {"demo-key": "demo-secret"}
+
+JsonText = str | Mapping[str, Any] | Sequence[Any] | None
+
+
+def _json_text(value: JsonText) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+class FakeRegistry:
+    """An in-memory registry and auth server speaking the real wire contract.
+
+    Args:
+        clients: accepted credentials, ``{client_key: client_secret}``;
+            ``None`` means :data:`DEFAULT_CLIENTS`, ``{}`` means none.
+        token_ttl: token lifetime in seconds (the real server: whole hours).
+        clock: where time comes from; ``None`` is real time. Pass a
+            :class:`~fake_registry.clock.ManualClock` to cross expiry points
+            without sleeping.
+        host: interface to bind; loopback by default.
+        port: ``0`` picks a free port; read the result from :attr:`address`.
+
+    The seeding and reading methods are thread-safe and may be called before
+    :meth:`start`. Everything seeded before ``start()`` (or before the last
+    :meth:`mark_initial`) is what :meth:`reset` returns to.
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, str] | None = None,
+        token_ttl: int = DEFAULT_TOKEN_TTL,
+        clock: Clock | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if isinstance(token_ttl, bool) or not isinstance(token_ttl, int) or token_ttl <= 0:
+            raise ValueError(f"token_ttl must be a positive number of seconds (got {token_ttl!r})")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be in 0..65535 (got {port!r})")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        auth = AuthState(token_ttl=token_ttl)
+        for key, secret in (DEFAULT_CLIENTS if clients is None else clients).items():
+            auth.add_client(key, secret)
+        self._world = World(auth=auth)
+        self.errors = ErrorSink()
+        self._auth_interceptor = AuthInterceptor(self._world, self.clock)
+        self._server = ServerThread(
+            self._add_services,
+            interceptors=[MalformedRequestInterceptor(), self._auth_interceptor],
+            host=host,
+            port=port,
+        )
+        self._started_once = False
+
+    # --- lifecycle --------------------------------------------------------
+
+    def _add_services(self, server: aio.Server) -> list[str]:
+        user_pb2_grpc.add_ClientAuthServiceServicer_to_server(
+            ClientAuthServicer(self._world, self.clock, self.errors), server
+        )
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+            RegistryServicer(self._world, self.clock, self.errors), server
+        )
+        return [
+            user_pb2.DESCRIPTOR.services_by_name["ClientAuthService"].full_name,
+            registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
+        ]
+
+    def start(self) -> FakeRegistry:
+        """Start serving; returns once calls are answered."""
+        if not self._started_once:
+            self._world.mark_initial()
+            self._started_once = True
+        self._server.start()
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop serving. Open streams are cancelled after ``grace`` seconds."""
+        self._server.stop(grace)
+
+    def __enter__(self) -> FakeRegistry:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one until :meth:`start`)."""
+        return self._server.port
+
+    @property
+    def address(self) -> str:
+        """``"host:port"`` to dial; valid after :meth:`start`."""
+        if not self._server.running:
+            raise RuntimeError("the fake is not started; call start() first")
+        return f"{self._server.host}:{self._server.port}"
+
+    def __repr__(self) -> str:
+        state = "running" if self._server.running else "stopped"
+        return f"FakeRegistry({self._server.host}:{self._server.port}, {state})"
+
+    # --- state ------------------------------------------------------------
+
+    def mark_initial(self) -> None:
+        """Make the current state the one :meth:`reset` restores."""
+        self._world.mark_initial()
+
+    def reset(self) -> None:
+        """Restore the initial state: seeded data, clients, token TTL, counters."""
+        self._world.reset()
+
+    def ensure_service(
+        self,
+        project: str,
+        name: str,
+        owner: str = "",
+        description: str = "",
+        spec: JsonText = None,
+    ) -> ServiceRecord:
+        """Create the service unless ``(project, name)`` exists; return it.
+
+        ``spec`` may be JSON text or a JSON-able mapping; it is normalised as
+        the server normalises ``spec_json``.
+
+        Raises:
+            InvalidArgument: empty ``project`` or ``name``.
+        """
+        with self._world.lock:
+            service, _ = self._world.registry.ensure_service(
+                self.clock.time(), project, name, owner, description, _json_text(spec)
+            )
+        return service
+
+    def register_instance(
+        self,
+        service_id: int,
+        instance_key: str = "",
+        *,
+        env: str = "dev",
+        host: str = "127.0.0.1",
+        endpoint: str = "",
+        endpoints: JsonText = None,
+        meta: JsonText = None,
+        ttl_seconds: int = 60,
+        http_port: int = 0,
+        grpc_port: int = 0,
+    ) -> InstanceRecord:
+        """Register (upsert) an instance exactly as RegisterInstance would.
+
+        ``endpoint`` defaults to ``host:grpc_port`` (or ``host:http_port``, or
+        ``host``) when neither it nor ``endpoints`` is given.
+
+        Raises:
+            InvalidArgument: a field fails the server's validation.
+            NotFound: no service with ``service_id``.
+        """
+        endpoints_json = _json_text(endpoints)
+        if not endpoint and not endpoints_json and host:
+            port = grpc_port or http_port
+            endpoint = f"{host}:{port}" if port else host
+        with self._world.lock:
+            return self._world.registry.register_instance(
+                self.clock.time(),
+                service_id,
+                instance_key=instance_key,
+                env=env,
+                host=host,
+                endpoint=endpoint,
+                meta_json=_json_text(meta),
+                ttl_seconds=ttl_seconds,
+                endpoints_json=endpoints_json,
+                http_port=http_port,
+                grpc_port=grpc_port,
+            )
+
+    def services(self) -> list[ServiceRecord]:
+        """Every service definition, by ascending id."""
+        with self._world.lock:
+            return self._world.registry.services()
+
+    def instances(
+        self, service_id: int | None = None, *, online: bool | None = None
+    ) -> list[InstanceRecord]:
+        """Stored instances (deregistered ones excluded), by ascending id.
+
+        Args:
+            service_id: only this service's instances; ``None`` means all.
+            online: ``True`` keeps only online ones, ``False`` only lapsed
+                ones, ``None`` both.
+        """
+        with self._world.lock:
+            rows = self._world.registry.instances(service_id)
+        if online is None:
+            return rows
+        now = self.clock.time()
+        return [r for r in rows if r.is_online(now) is online]
+
+    def add_client(self, client_key: str, client_secret: str) -> None:
+        """Accept one more credential (replacing the secret of an existing key)."""
+        with self._world.lock:
+            self._world.auth.add_client(client_key, client_secret)
+
+    @property
+    def token_ttl(self) -> int:
+        with self._world.lock:
+            return self._world.auth.token_ttl

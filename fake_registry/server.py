@@ -1,0 +1,125 @@
+"""The fake's grpc.aio server, run on a dedicated event-loop thread.
+
+One loop thread holds thousands of heartbeat streams without a thread each,
+and serves sync and asyncio tests alike: the test's own thread (or event loop)
+never runs the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+__all__ = ["ServerThread"]
+
+T = TypeVar("T")
+
+#: Builds the services onto a fresh server (called on the loop thread).
+Builder = Callable[[aio.Server], Sequence[str]]
+
+
+class ServerThread:
+    """Owns an event loop thread and the ``grpc.aio.Server`` running on it."""
+
+    def __init__(
+        self,
+        build: Builder,
+        interceptors: Sequence[aio.ServerInterceptor] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        self._build = build
+        self._interceptors = tuple(interceptors)
+        self.host = host
+        self.port = port
+        self._credentials = credentials
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: aio.Server | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> int:
+        """Start serving; return the bound port once calls are answered."""
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=self._run_loop, args=(loop,), name="fake-registry-server", daemon=True
+        )
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            self.port = self.run(self._start_server())
+        except BaseException:
+            self._stop_loop()
+            raise
+        return self.port
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+        loop.close()
+
+    async def _start_server(self) -> int:
+        server = aio.server(
+            interceptors=self._interceptors,
+            options=[("grpc.so_reuseport", 0)],
+        )
+        names = list(self._build(server))
+        health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        for name in ("", *names):
+            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection(
+            (
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        address = f"{self.host}:{self.port}"
+        if self._credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, self._credentials)
+        if port == 0:
+            raise OSError(f"could not bind {address}")
+        await server.start()
+        self._server = server
+        return port
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 10.0) -> T:
+        """Run ``coro`` on the server's loop and wait for its result."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("server loop is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop serving (cancelling open calls after ``grace`` seconds) and end the thread."""
+        server, self._server = self._server, None
+        if server is not None and self._loop is not None:
+            self.run(server.stop(grace))
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=10)

@@ -1,0 +1,1 @@
+"""pytest plugin for the fake registry (fixtures, markers, contract suite)."""
