@@ -18,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +84,13 @@ def _numeric(claims: dict[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Unauthenticated(f"token claim {name} is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):  # Go's decoder rejects NaN, Infinity and overflow
+        raise Unauthenticated(f"token claim {name} is out of range")
+    return number
 
 
 @dataclass

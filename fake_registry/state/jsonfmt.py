@@ -66,16 +66,25 @@ def _clean_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _loads_go(text: str, *, numbers_as_float: bool) -> Any:
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        return {_clean_surrogates(k): v for k, v in items}
+class _GoObject(dict[str, Any]):
+    """A decoded object that remembers every key/value pair, duplicates included."""
 
+    pairs: list[tuple[str, Any]]
+
+
+def _object(items: list[tuple[str, Any]]) -> _GoObject:
+    obj = _GoObject((_clean_surrogates(k), v) for k, v in items)  # last duplicate wins
+    obj.pairs = items
+    return obj
+
+
+def _loads_go(text: str, *, numbers_as_float: bool) -> Any:
     return json.loads(
         text,
         parse_constant=_reject_constant,
         parse_float=_go_float,
         parse_int=_go_float if numbers_as_float else int,
-        object_pairs_hook=pairs,
+        object_pairs_hook=_object,
     )
 
 
@@ -85,11 +94,11 @@ def normalize_object(text: str) -> str:
         return ""
     try:
         value = _loads_go(text, numbers_as_float=True)
-    except (ValueError, RecursionError):
+        if not isinstance(value, dict):
+            return ""
+        return dump_go(value)
+    except (ValueError, RecursionError):  # nesting past Python's recursion limit
         return ""
-    if not isinstance(value, dict):
-        return ""
-    return dump_go(value)
 
 
 def parse_endpoints(text: str) -> tuple[Endpoint, ...]:
@@ -117,26 +126,25 @@ def _endpoint(index: int, item: Any) -> Endpoint:
     if not isinstance(item, dict):
         raise EndpointsError(f"endpoints_json[{index}] must be an object")
     fields: dict[str, Any] = {}
-    for key, value in item.items():
-        name = key.lower()  # Go matches struct fields case-insensitively
-        if name in ("host", "network", "priority"):
-            fields[name] = value
-    host = fields.get("host")
-    network = fields.get("network")
-    priority = fields.get("priority")
-    for name, text_value in (("host", host), ("network", network)):
-        if text_value is not None and not isinstance(text_value, str):
+    for key, value in item.pairs if isinstance(item, _GoObject) else item.items():
+        name = key.casefold()  # Go matches struct fields with Unicode case folding
+        if name not in ("host", "network", "priority") or value is None:
+            continue
+        # Go type-checks every occurrence, so a bad duplicate fails the document.
+        if name == "priority":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not _INT64_MIN <= value <= _INT64_MAX
+            ):
+                raise EndpointsError(f"endpoints_json[{index}].priority must be an integer")
+        elif not isinstance(value, str):
             raise EndpointsError(f"endpoints_json[{index}].{name} must be a string")
-    if priority is not None and (
-        isinstance(priority, bool)
-        or not isinstance(priority, int)
-        or not _INT64_MIN <= priority <= _INT64_MAX
-    ):
-        raise EndpointsError(f"endpoints_json[{index}].priority must be an integer")
+        fields[name] = _clean_surrogates(value) if isinstance(value, str) else value
     return Endpoint(
-        host=_clean_surrogates(host or ""),
-        network=_clean_surrogates(network or ""),
-        priority=priority or 0,
+        host=fields.get("host", ""),
+        network=fields.get("network", ""),
+        priority=fields.get("priority", 0),
     )
 
 
@@ -178,41 +186,56 @@ def _string(text: str) -> str:
 def _number(value: float | int) -> str:
     if isinstance(value, int):
         return str(value)
+    if not math.isfinite(value):
+        raise ValueError(f"unsupported value: {value!r}")  # Go's Marshal refuses too
     if value == 0:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
     magnitude = abs(value)
+    text = repr(value)  # the shortest digits that round-trip, as Go picks them
     if magnitude < 1e-6 or magnitude >= 1e21:
-        text = repr(value)  # shortest round-trip digits, e.g. '1e-07', '1.5e+21'
         mantissa, _, exponent = text.partition("e")
         sign = exponent[0]
         digits = exponent[1:].lstrip("0")  # Go writes e-7, not e-07
-        if mantissa.endswith(".0"):
-            mantissa = mantissa[:-2]
-        return f"{mantissa}e{sign}{digits}"
-    if value.is_integer():
-        return str(int(value))
-    return format(Decimal(repr(value)), "f")
+        return f"{mantissa.removesuffix('.0')}e{sign}{digits}"
+    # Fixed notation with the same shortest digits: 2**60 is 1152921504606847000.
+    return format(Decimal(text), "f").removesuffix(".0")
 
 
 def dump_go(value: Any, *, sort_keys: bool = True) -> str:
     """Compact JSON the way Go's ``encoding/json`` writes it."""
+    out: list[str] = []
+    _write(out, value, sort_keys)
+    return "".join(out)
+
+
+def _write(out: list[str], value: Any, sort_keys: bool) -> None:
+    # One frame per nesting level (no generator expressions), so documents as
+    # deep as the decoder accepts can be written back.
     if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, int | float):
-        return _number(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dump_go(v, sort_keys=sort_keys) for v in value) + "]"
-    if isinstance(value, dict):
-        keys = sorted(value) if sort_keys else list(value)
-        return (
-            "{"
-            + ",".join(_string(k) + ":" + dump_go(value[k], sort_keys=sort_keys) for k in keys)
-            + "}"
-        )
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(_string(value))
+    elif isinstance(value, int | float):
+        out.append(_number(value))
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _write(out, item, sort_keys)
+        out.append("]")
+    elif isinstance(value, dict):
+        out.append("{")
+        for index, key in enumerate(sorted(value) if sort_keys else value):
+            if index:
+                out.append(",")
+            out.append(_string(key))
+            out.append(":")
+            _write(out, value[key], sort_keys)
+        out.append("}")
+    else:
+        raise TypeError(f"cannot encode {type(value).__name__} as JSON")

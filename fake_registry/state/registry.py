@@ -39,6 +39,9 @@ __all__ = ["DEFAULT_TTL", "RegistryState", "ServiceView"]
 
 #: A TTL of 0 or less becomes this (CONTRACT 1.3).
 DEFAULT_TTL = 60
+# The lease store (Redis) keeps expiry times in int64 milliseconds; a lease
+# ending past that is a storage error, and it keeps expires_at within int64.
+_LEASE_LIMIT = (2**63 - 1) // 1000
 
 # Column sizes of the real store; exceeding one is a storage error (INTERNAL).
 _SERVICE_LIMITS = {"project": 64, "name": 64, "owner": 128, "description": 500}
@@ -199,6 +202,9 @@ class RegistryState:
             {"instance_key": key, "env": env, "host": host, "endpoint": endpoint},
         )
         ts = int(now)
+        ttl = ttl_seconds if ttl_seconds > 0 else DEFAULT_TTL
+        if ts + ttl > _LEASE_LIMIT:
+            raise Internal("ttl_seconds is beyond the lease store's range", "ttl_seconds")
         rows = self.instances_by_service.setdefault(service_id, {})
         previous = rows.get(key)
         if previous is None:
@@ -214,7 +220,7 @@ class RegistryState:
             host=host,
             endpoint=endpoint,
             meta_json=normalize_object(meta_json),
-            ttl_seconds=ttl_seconds if ttl_seconds > 0 else DEFAULT_TTL,
+            ttl_seconds=ttl,
             last_heartbeat_at=ts,
             created_at=created_at,
             endpoints_json=normalize_endpoints(endpoints),
