@@ -59,23 +59,46 @@ class OffsetClock:
 
     def __init__(self, offset: float = 0.0) -> None:
         self._offset = offset
+        self._mono_offset = max(offset, 0.0)  # only ever grows: monotonic never goes back
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[float], None]] = []
 
     def time(self) -> float:
         return _time.time() + self._offset
 
     def monotonic(self) -> float:
-        return _time.monotonic() + self._offset
+        return _time.monotonic() + self._mono_offset
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError(f"seconds must be >= 0 (got {seconds})")
         with self._lock:
             self._offset += seconds
+            self._mono_offset += seconds
+        self._notify()
 
     def set_time(self, unix_seconds: float) -> None:
         with self._lock:
-            self._offset = unix_seconds - _time.time()
+            new_offset = unix_seconds - _time.time()
+            self._mono_offset += max(new_offset - self._offset, 0.0)
+            self._offset = new_offset
+        self._notify()
+
+    def add_listener(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(new_unix_time)`` after every jump."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[float], None]) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
+
+    def _notify(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        now = self.time()
+        for listener in listeners:
+            listener(now)
 
     def __repr__(self) -> str:
         return f"OffsetClock(offset={self._offset:.3f})"

@@ -9,8 +9,11 @@ from typing import Any
 
 from grpc import aio
 
-from fake_registry.clock import Clock, SystemClock
-from fake_registry.interceptors import AuthInterceptor, MalformedRequestInterceptor
+from fake_registry.clock import Clock, OffsetClock
+from fake_registry.control import FakeControls
+from fake_registry.faults import FaultSet
+from fake_registry.interceptors import DEFAULT_EXEMPT_METHODS, CallPipeline
+from fake_registry.journal import Journal
 from fake_registry.server import ServerThread
 from fake_registry.servicers.auth import ClientAuthServicer
 from fake_registry.servicers.guard import ErrorSink
@@ -18,6 +21,7 @@ from fake_registry.servicers.registry import RegistryServicer
 from fake_registry.state.auth import DEFAULT_TOKEN_TTL, AuthState
 from fake_registry.state.model import InstanceRecord, ServiceRecord
 from fake_registry.state.world import World
+from fake_registry.streams import StreamRegistry
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from protos.user.v1 import user_pb2, user_pb2_grpc
 
@@ -37,14 +41,15 @@ def _json_text(value: JsonText) -> str:
     return json.dumps(value)
 
 
-class FakeRegistry:
+class FakeRegistry(FakeControls):
     """An in-memory registry and auth server speaking the real wire contract.
 
     Args:
         clients: accepted credentials, ``{client_key: client_secret}``;
             ``None`` means :data:`DEFAULT_CLIENTS`, ``{}`` means none.
         token_ttl: token lifetime in seconds (the real server: whole hours).
-        clock: where time comes from; ``None`` is real time. Pass a
+        clock: where time comes from; ``None`` is real time plus an offset
+            that :meth:`advance_clock` moves (an :class:`OffsetClock`). Pass a
             :class:`~fake_registry.clock.ManualClock` to cross expiry points
             without sleeping.
         host: interface to bind; loopback by default.
@@ -67,18 +72,22 @@ class FakeRegistry:
             raise ValueError(f"token_ttl must be a positive number of seconds (got {token_ttl!r})")
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535 (got {port!r})")
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = clock if clock is not None else OffsetClock()
         auth = AuthState(token_ttl=token_ttl)
         for key, secret in (DEFAULT_CLIENTS if clients is None else clients).items():
             auth.add_client(key, secret)
         self._world = World(auth=auth)
+        #: Unexpected exceptions raised inside the fake (each answered INTERNAL).
         self.errors = ErrorSink()
-        self._auth_interceptor = AuthInterceptor(self._world, self.clock)
+        #: Every call, stream frame and injected fault.
+        self.journal = Journal(self.clock.time)
+        self._faults = FaultSet()
+        self._streams = StreamRegistry()
+        self._pipeline = CallPipeline(
+            self._world, self.clock, self.journal, self._faults, self._streams, self.errors
+        )
         self._server = ServerThread(
-            self._add_services,
-            interceptors=[MalformedRequestInterceptor(), self._auth_interceptor],
-            host=host,
-            port=port,
+            self._add_services, interceptors=[self._pipeline], host=host, port=port
         )
         self._started_once = False
 
@@ -89,7 +98,7 @@ class FakeRegistry:
             ClientAuthServicer(self._world, self.clock, self.errors), server
         )
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-            RegistryServicer(self._world, self.clock, self.errors), server
+            RegistryServicer(self._world, self.clock, self.errors, self.journal), server
         )
         return [
             user_pb2.DESCRIPTOR.services_by_name["ClientAuthService"].full_name,
@@ -105,8 +114,26 @@ class FakeRegistry:
         return self
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop serving. Open streams are cancelled after ``grace`` seconds."""
+        """Stop serving. Open streams are cancelled after ``grace`` seconds.
+
+        The state is kept, and :meth:`start` serves it again on the same port.
+        """
         self._server.stop(grace)
+
+    def restart(self, keep_state: bool = True) -> FakeRegistry:
+        """Stop and start again on the same port (clients see it down meanwhile).
+
+        With ``keep_state=False`` every service and instance is lost, as
+        after a registry restart without persistence.
+        """
+        self.stop()
+        if not keep_state:
+            self.wipe()
+        return self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._server.running
 
     def __enter__(self) -> FakeRegistry:
         return self.start()
@@ -146,8 +173,17 @@ class FakeRegistry:
         self._world.mark_initial()
 
     def reset(self) -> None:
-        """Restore the initial state: seeded data, clients, token TTL, counters."""
+        """Restore the initial state: seeded data, clients, token TTL, counters;
+        and drop fault rules, stream controls, the journal and recorded errors.
+
+        Open streams stay open (a test's own client closes them).
+        """
         self._world.reset()
+        self._faults.clear()
+        self._streams.reset()
+        self.journal.clear()
+        self._pipeline.exempt = DEFAULT_EXEMPT_METHODS
+        self.errors.take()
 
     def ensure_service(
         self,
@@ -234,13 +270,3 @@ class FakeRegistry:
             return rows
         now = self.clock.time()
         return [r for r in rows if r.is_online(now) is online]
-
-    def add_client(self, client_key: str, client_secret: str) -> None:
-        """Accept one more credential (replacing the secret of an existing key)."""
-        with self._world.lock:
-            self._world.auth.add_client(client_key, client_secret)
-
-    @property
-    def token_ttl(self) -> int:
-        with self._world.lock:
-            return self._world.auth.token_ttl

@@ -1,28 +1,48 @@
-"""Server interceptors: undecodable requests, then token enforcement.
+"""The call pipeline: one server interceptor that every call passes through.
 
-``MalformedRequestInterceptor`` answers a request whose bytes do not parse
-with INTERNAL, as grpc-go does, instead of grpcio's UNKNOWN.
+For each call, in this order:
+    1. journal   the call is recorded (method, metadata, request, status, frames)
+    2. decode    a request whose bytes do not parse ends with INTERNAL, as
+                 grpc-go answers it, instead of grpcio's UNKNOWN
+    3. faults    the first matching fault rule acts (abort, delay, drop)
+    4. auth      protected methods need a valid token (CONTRACT 2.5): streams
+                 are checked once, at open; failures are UNAUTHENTICATED
+    5. handler   the servicer; stream answers pass the stream controls, and a
+                 killed stream ends with the chosen status
+An exception that escapes a handler is a bug in the fake: it is recorded in
+the error sink and answered with INTERNAL, never UNKNOWN. Unknown methods are
+left to grpc (UNIMPLEMENTED), as grpc-go answers them before any interceptor.
 
-Exempt methods are matched on the full path, exactly or as a suffix (CONTRACT
-2.5). Streams are checked once, when they open; a failed check ends the call
-with UNAUTHENTICATED before any response. Unknown methods are left to grpc
-(UNIMPLEMENTED), as grpc-go answers them before any interceptor runs.
+Wrapped handlers are built once per method, so a call costs one dict lookup
+here plus the work of each stage.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.message import Message
 from grpc import aio
 
 from fake_registry.clock import Clock
 from fake_registry.errors import FakeRegistryError
+from fake_registry.faults import Abort, Delay, FaultSet
+from fake_registry.journal import Call, Journal
 from fake_registry.metadata import lenient_token
+from fake_registry.servicers.guard import ErrorSink
 from fake_registry.state.world import World
+from fake_registry.streams import LiveStream, StreamRegistry
+from fake_registry.timers import sleep_on_clock
 
-__all__ = ["DEFAULT_EXEMPT_METHODS", "AuthInterceptor", "MalformedRequestInterceptor"]
+__all__ = ["DEFAULT_EXEMPT_METHODS", "CallPipeline", "current_call"]
+
+log = logging.getLogger("fake_registry")
 
 #: Methods callable without a token. The fake registers the health service,
 #: which the real server does not (there, Check answers UNIMPLEMENTED).
@@ -32,76 +52,17 @@ DEFAULT_EXEMPT_METHODS: tuple[str, ...] = (
     "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 )
 
-Context = aio.ServicerContext[Any, Any]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
+Context: TypeAlias = "aio.ServicerContext[Any, Any]"
+Metadata: TypeAlias = "Sequence[tuple[str, Any]]"
 
+#: The journal entry of the call being served (None when journaling is off).
+current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar(
+    "fake_registry_current_call", default=None
+)
 
-def _rejecting_handler(handler: Handler, message: str) -> Handler:
-    """A handler of the same shape as ``handler`` that aborts with UNAUTHENTICATED."""
-    code = grpc.StatusCode.UNAUTHENTICATED
-    deserializer = handler.request_deserializer
-    serializer = handler.response_serializer
-
-    if handler.response_streaming:
-
-        async def abort_stream(_request: Any, context: Context) -> AsyncIterator[Any]:
-            await context.abort(code, message)
-            yield None  # type: ignore[unreachable]  # makes this an async generator
-
-        if handler.request_streaming:
-            return grpc.stream_stream_rpc_method_handler(
-                abort_stream, request_deserializer=deserializer, response_serializer=serializer
-            )
-        return grpc.unary_stream_rpc_method_handler(
-            abort_stream, request_deserializer=deserializer, response_serializer=serializer
-        )
-
-    async def abort_unary(_request: Any, context: Context) -> Any:
-        await context.abort(code, message)
-
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(
-            abort_unary, request_deserializer=deserializer, response_serializer=serializer
-        )
-    return grpc.unary_unary_rpc_method_handler(
-        abort_unary, request_deserializer=deserializer, response_serializer=serializer
-    )
-
-
-class AuthInterceptor(aio.ServerInterceptor):
-    """Rejects protected calls whose token does not verify."""
-
-    def __init__(
-        self, world: World, clock: Clock, exempt: tuple[str, ...] = DEFAULT_EXEMPT_METHODS
-    ) -> None:
-        self._world = world
-        self._clock = clock
-        self.exempt = exempt
-        self._exempt_cache: dict[str, bool] = {}
-
-    def is_exempt(self, method: str) -> bool:
-        cached = self._exempt_cache.get(method)
-        if cached is None:
-            cached = any(method == e or method.endswith(e) for e in self.exempt)
-            self._exempt_cache[method] = cached
-        return cached
-
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or not self._world.auth_enabled:
-            return handler
-        if self.is_exempt(handler_call_details.method):
-            return handler
-        token = lenient_token(handler_call_details.invocation_metadata)
-        try:
-            with self._world.lock:
-                self._world.auth.verify(self._clock.time(), token)
-        except FakeRegistryError as exc:
-            return _rejecting_handler(handler, exc.message)
-        return handler
+_MALFORMED_MESSAGE = "grpc: error unmarshalling request"
 
 
 class _Malformed:
@@ -113,79 +74,46 @@ class _Malformed:
         self.error = error
 
 
-_MALFORMED_MESSAGE = "grpc: error unmarshalling request"
+class CallPipeline(aio.ServerInterceptor):
+    """Journal, decode check, faults and auth for every call; see the module doc."""
 
-
-def _harden(handler: Handler) -> Handler:
-    """Wrap ``handler`` so undecodable requests end the call with INTERNAL."""
-    deserializer = handler.request_deserializer
-    if deserializer is None:
-        return handler
-
-    def safe_deserializer(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except Exception as exc:  # any parse failure, whatever the message type
-            return _Malformed(exc)
-
-    async def checked_stream(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-        async for request in requests:
-            if isinstance(request, _Malformed):
-                await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
-            yield request
-
-    kind = (handler.request_streaming, handler.response_streaming)
-    behavior: Any
-    if kind == (False, False):
-        inner_uu: Any = handler.unary_unary
-
-        async def behavior(request: Any, context: Context) -> Any:
-            if isinstance(request, _Malformed):
-                await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
-            return await inner_uu(request, context)
-
-        factory = grpc.unary_unary_rpc_method_handler
-    elif kind == (False, True):
-        inner_us: Any = handler.unary_stream
-
-        async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
-            if isinstance(request, _Malformed):
-                await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
-            async for item in inner_us(request, context):
-                yield item
-
-        factory = grpc.unary_stream_rpc_method_handler
-    elif kind == (True, False):
-        inner_su: Any = handler.stream_unary
-
-        async def behavior(requests: AsyncIterator[Any], context: Context) -> Any:
-            return await inner_su(checked_stream(requests, context), context)
-
-        factory = grpc.stream_unary_rpc_method_handler
-    else:
-        inner_ss: Any = handler.stream_stream
-
-        async def behavior(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-            async for item in inner_ss(checked_stream(requests, context), context):
-                yield item
-
-        factory = grpc.stream_stream_rpc_method_handler
-    return factory(
-        behavior,
-        request_deserializer=safe_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-
-
-class MalformedRequestInterceptor(aio.ServerInterceptor):
-    """Outermost interceptor: hardens whatever handler the inner ones chose.
-
-    Hardened handlers are cached per method, so the steady state costs one
-    dict lookup per call.
-    """
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        world: World,
+        clock: Clock,
+        journal: Journal,
+        faults: FaultSet,
+        streams: StreamRegistry,
+        errors: ErrorSink,
+        exempt: Sequence[str] = DEFAULT_EXEMPT_METHODS,
+    ) -> None:
+        self._world = world
+        self._clock = clock
+        self._journal = journal
+        self._faults = faults
+        self._streams = streams
+        self._errors = errors
+        self._exempt_cache: dict[str, bool] = {}
+        self._exempt: tuple[str, ...] = ()
+        self.exempt = tuple(exempt)
         self._cache: dict[str, tuple[Handler, Handler]] = {}
+
+    @property
+    def exempt(self) -> tuple[str, ...]:
+        """Method paths (or path suffixes) that need no token."""
+        return self._exempt
+
+    @exempt.setter
+    def exempt(self, methods: Sequence[str]) -> None:
+        self._exempt = tuple(methods)
+        self._exempt_cache = {}
+
+    def is_exempt(self, method: str) -> bool:
+        cached = self._exempt_cache.get(method)
+        if cached is None:
+            cached = any(method == e or method.endswith(e) for e in self._exempt)
+            self._exempt_cache[method] = cached
+        return cached
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -197,7 +125,299 @@ class MalformedRequestInterceptor(aio.ServerInterceptor):
         cached = self._cache.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        hardened = _harden(handler)
-        if cached is None:  # per-call handlers (rejections) are not cached
-            self._cache[method] = (handler, hardened)
-        return hardened
+        wrapped = self._wrap(method, handler)
+        self._cache[method] = (handler, wrapped)
+        return wrapped
+
+    # --- stages -------------------------------------------------------------
+
+    async def _admit(
+        self, method: str, metadata: Metadata, context: Context, call: Call | None
+    ) -> None:
+        """Faults, then auth. Aborts the call (raising) when either says so."""
+        taken = self._faults.take(method, metadata)
+        if taken is not None:
+            rule, action = taken
+            self._journal.fault(call, rule.name, action.describe())
+            if isinstance(action, Abort):
+                if action.delay:
+                    await self._delay(action.delay, action.virtual)
+                await context.abort(grpc.StatusCode[action.code], action.details)
+            elif isinstance(action, Delay):
+                await self._delay(action.seconds, action.virtual)
+            else:  # Drop: never answer; the client's deadline (or cancel) ends the call
+                await asyncio.Event().wait()
+        if not self._world.auth_enabled or self.is_exempt(method):
+            return
+        token = lenient_token(metadata)
+        try:
+            with self._world.lock:
+                self._world.auth.verify(self._clock.time(), token)
+        except FakeRegistryError as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+
+    async def _delay(self, seconds: float, virtual: bool) -> None:
+        if virtual:
+            await sleep_on_clock(self._clock, seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    async def _fail_internal(self, context: Context, exc: Exception) -> None:
+        self._errors.record(exc)
+        log.error("unexpected error inside the fake", exc_info=exc)
+        await context.abort(
+            grpc.StatusCode.INTERNAL, f"internal error in the fake: {type(exc).__name__}"
+        )
+
+    def _finish(self, call: Call | None, context: Context, exc: BaseException | None) -> None:
+        if call is None:
+            return
+        if exc is None:
+            self._journal.end(call, "OK")
+        elif isinstance(exc, aio.AbortError):
+            code = context.code()
+            self._journal.end(call, code.name if code else "UNKNOWN", context.details() or "")
+        elif isinstance(exc, asyncio.CancelledError):
+            self._journal.end(call, "CANCELLED")
+
+    # --- wrapping -------------------------------------------------------------
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
+        deserializer = handler.request_deserializer
+
+        def decode(data: bytes) -> Any:
+            try:
+                return deserializer(data) if deserializer is not None else data
+            except Exception as exc:  # any parse failure, whatever the message type
+                return _Malformed(exc)
+
+        kind = (handler.request_streaming, handler.response_streaming)
+        behavior: Any
+        if kind == (False, False):
+            behavior = self._unary_unary(method, handler.unary_unary)
+            factory: Any = grpc.unary_unary_rpc_method_handler
+        elif kind == (False, True):
+            behavior = self._unary_stream(method, handler.unary_stream)
+            factory = grpc.unary_stream_rpc_method_handler
+        elif kind == (True, False):
+            behavior = self._stream_unary(method, handler.stream_unary)
+            factory = grpc.stream_unary_rpc_method_handler
+        else:
+            behavior = self._stream_stream(method, handler.stream_stream)
+            factory = grpc.stream_stream_rpc_method_handler
+        wrapped: Handler = factory(
+            behavior, request_deserializer=decode, response_serializer=handler.response_serializer
+        )
+        return wrapped
+
+    def _unary_unary(self, method: str, inner: Any) -> Any:
+        async def behavior(request: Any, context: Context) -> Any:
+            metadata: Metadata = tuple(context.invocation_metadata() or ())
+            malformed = isinstance(request, _Malformed)
+            call = self._journal.begin(
+                method, metadata, context.peer(), False, None if malformed else request
+            )
+            reset = current_call.set(call)
+            try:
+                if malformed:
+                    await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
+                await self._admit(method, metadata, context, call)
+                try:
+                    response = await inner(request, context)
+                except (aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    await self._fail_internal(context, exc)
+            except BaseException as exc:
+                self._finish(call, context, exc)
+                raise
+            finally:
+                current_call.reset(reset)
+            if call is not None:
+                self._journal.end(call, "OK", response=response)
+            return response
+
+        return behavior
+
+    def _unary_stream(self, method: str, inner: Any) -> Any:
+        async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
+            metadata: Metadata = tuple(context.invocation_metadata() or ())
+            malformed = isinstance(request, _Malformed)
+            call = self._journal.begin(
+                method, metadata, context.peer(), True, None if malformed else request
+            )
+            reset = current_call.set(call)
+            try:
+                if malformed:
+                    await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
+                await self._admit(method, metadata, context, call)
+                async for item in self._serve_stream(
+                    method, inner(request, context), context, call
+                ):
+                    yield item
+            except BaseException as exc:
+                self._finish(call, context, exc)
+                raise
+            finally:
+                current_call.reset(reset)
+            self._finish(call, context, None)
+
+        return behavior
+
+    def _stream_unary(self, method: str, inner: Any) -> Any:
+        async def behavior(requests: AsyncIterator[Any], context: Context) -> Any:
+            metadata: Metadata = tuple(context.invocation_metadata() or ())
+            call = self._journal.begin(method, metadata, context.peer(), True)
+            reset = current_call.set(call)
+            try:
+                await self._admit(method, metadata, context, call)
+                try:
+                    response = await inner(self._incoming(requests, context, call, None), context)
+                except (aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    await self._fail_internal(context, exc)
+            except BaseException as exc:
+                self._finish(call, context, exc)
+                raise
+            finally:
+                current_call.reset(reset)
+            if call is not None:
+                self._journal.end(call, "OK", response=response)
+            return response
+
+        return behavior
+
+    def _stream_stream(self, method: str, inner: Any) -> Any:
+        async def behavior(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+            metadata: Metadata = tuple(context.invocation_metadata() or ())
+            call = self._journal.begin(method, metadata, context.peer(), True)
+            reset = current_call.set(call)
+            stream = self._streams.open(
+                method, self._clock.time(), asyncio.get_running_loop(), call
+            )
+            try:
+                await self._admit(method, metadata, context, call)
+                answers = inner(self._incoming(requests, context, call, stream), context)
+                async for item in self._serve_stream(method, answers, context, call, stream):
+                    yield item
+            except BaseException as exc:
+                self._finish(call, context, exc)
+                raise
+            finally:
+                self._streams.close(stream)
+                current_call.reset(reset)
+            self._finish(call, context, None)
+
+        return behavior
+
+    async def _incoming(
+        self,
+        requests: AsyncIterator[Any],
+        context: Context,
+        call: Call | None,
+        stream: LiveStream | None,
+    ) -> AsyncIterator[Any]:
+        """The client's messages, journaled; a malformed one ends the call."""
+        async for request in requests:
+            if isinstance(request, _Malformed):
+                await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
+            if stream is not None:
+                stream.frames_in += 1
+                stream.saw(getattr(request, "instance_key", "") or "")
+            if isinstance(request, Message):
+                self._journal.frame(call, "in", request)
+            yield request
+
+    async def _serve_stream(
+        self,
+        method: str,
+        answers: AsyncIterator[Any],
+        context: Context,
+        call: Call | None,
+        stream: LiveStream | None = None,
+    ) -> AsyncIterator[Any]:
+        """Relay the handler's answers through the stream controls and kill switch."""
+        iterator = answers.__aiter__()
+        try:
+            while True:
+                item = await self._next_or_killed(iterator, context, stream)
+                if item is _END:
+                    return
+                if stream is not None:
+                    await self._hold_answer(stream, context, call)
+                if isinstance(item, Message):
+                    self._journal.frame(call, "out", item)
+                yield item
+                if stream is not None:
+                    stream.frames_out += 1
+                    if self._should_end(stream, call):
+                        return
+        except (aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await self._fail_internal(context, exc)
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def _next_or_killed(
+        self, iterator: AsyncIterator[Any], context: Context, stream: LiveStream | None
+    ) -> Any:
+        if stream is None:
+            return await anext(iterator, _END)
+        await self._check_killed(stream, context)
+        step = asyncio.ensure_future(anext(iterator, _END))
+        await self._race(step, stream, context)
+        return step.result()
+
+    async def _race(self, step: asyncio.Future[Any], stream: LiveStream, context: Context) -> None:
+        """Wait for ``step``; if the stream is killed first, cancel it and abort."""
+        try:
+            done, _ = await asyncio.wait({step, stream.killed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the client went away: unwind the step first
+            await _cancel(step)
+            raise
+        if step not in done:
+            await _cancel(step)
+            await self._check_killed(stream, context)
+
+    async def _check_killed(self, stream: LiveStream, context: Context) -> None:
+        if stream.killed.done():
+            code, details = stream.killed.result()
+            self._journal.fault(stream.call, "kill_streams", f"kill {code}")
+            await context.abort(grpc.StatusCode[code], details)
+
+    async def _hold_answer(self, stream: LiveStream, context: Context, call: Call | None) -> None:
+        """Apply delay/withhold controls before an answer goes out."""
+        for control in self._streams.controls_for(stream):
+            if control.withhold:
+                self._journal.fault(call, "stream_control", control.describe())
+                forever = asyncio.ensure_future(asyncio.Event().wait())
+                await self._race(forever, stream, context)
+            elif control.delay > 0:
+                self._journal.fault(call, "stream_control", control.describe())
+                pause = asyncio.ensure_future(self._delay(control.delay, control.delay_virtual))
+                await self._race(pause, stream, context)
+
+    def _should_end(self, stream: LiveStream, call: Call | None) -> bool:
+        for control in self._streams.controls_for(stream):
+            if control.end_after is not None and stream.frames_out >= control.end_after:
+                self._journal.fault(call, "stream_control", control.describe())
+                return True
+        return False
+
+
+async def _cancel(step: asyncio.Future[Any]) -> None:
+    """Cancel ``step`` and wait until it has unwound (its generator is closed)."""
+    step.cancel()
+    with contextlib.suppress(BaseException):
+        await step
+
+
+class _EndMarker:
+    __slots__ = ()
+
+
+_END: Any = _EndMarker()

@@ -8,6 +8,8 @@ from typing import Any
 from grpc import aio
 
 from fake_registry.clock import Clock
+from fake_registry.interceptors import current_call
+from fake_registry.journal import Journal
 from fake_registry.servicers.convert import service_pb, view_pb
 from fake_registry.servicers.guard import ErrorSink, GuardedServicer, guard_stream, guard_unary
 from fake_registry.state.world import World
@@ -20,10 +22,13 @@ Context = aio.ServicerContext[Any, Any]
 
 
 class RegistryServicer(GuardedServicer, pb_grpc.RegistryServiceServicer):
-    def __init__(self, world: World, clock: Clock, errors: ErrorSink) -> None:
+    def __init__(
+        self, world: World, clock: Clock, errors: ErrorSink, journal: Journal | None = None
+    ) -> None:
         super().__init__(errors)
         self._world = world
         self._clock = clock
+        self._journal = journal
 
     @guard_unary
     async def RegisterInstance(
@@ -64,9 +69,12 @@ class RegistryServicer(GuardedServicer, pb_grpc.RegistryServiceServicer):
     ) -> AsyncIterator[pb.HeartbeatResponse]:
         async for request in request_iterator:
             with self._world.lock:
+                forced_zero = request.instance_key in self._world.registry.zero_answer_keys
                 expires_at = self._world.registry.heartbeat(
                     self._clock.time(), request.service_id, request.instance_key
                 )
+            if forced_zero and self._journal is not None:
+                self._journal.fault(current_call.get(), "answer_zero", "answer expires_at=0")
             yield pb.HeartbeatResponse(expires_at=expires_at)
 
     @guard_unary

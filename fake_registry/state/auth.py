@@ -20,12 +20,12 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jwt
 
-from fake_registry.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from fake_registry.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 
 __all__ = ["DEFAULT_TOKEN_TTL", "AuthState", "Credential", "IssuedToken"]
 
@@ -102,6 +102,10 @@ class AuthState:
     credentials: dict[str, Credential] = field(default_factory=dict, repr=False)
     next_credential_id: int = 1
     revoked: set[str] = field(default_factory=set, repr=False)
+    #: Tokens this fake issued, with their client key (for expire_tokens).
+    issued: dict[str, str] = field(default_factory=dict, repr=False)
+    #: Tokens forced to fail as expired before their ``exp``.
+    expired: set[str] = field(default_factory=set, repr=False)
     authentications: int = 0
     renewals: int = 0
     _verified: dict[str, _Verified] = field(default_factory=dict, repr=False)
@@ -113,6 +117,8 @@ class AuthState:
             credentials=dict(self.credentials),
             next_credential_id=self.next_credential_id,
             revoked=set(self.revoked),
+            issued=dict(self.issued),
+            expired=set(self.expired),
             authentications=self.authentications,
             renewals=self.renewals,
         )
@@ -153,6 +159,9 @@ class AuthState:
             "status": claims.get("status", 1),
         }
         token = jwt.encode(payload, self.signing_key, algorithm="HS256")
+        if len(self.issued) >= _CACHE_LIMIT:
+            self.issued.clear()
+        self.issued[token] = str(payload["clientKey"])
         return IssuedToken(access_token=token, expires_at=exp)
 
     def authenticate(self, now: float, client_key: str, client_secret: str) -> IssuedToken:
@@ -184,7 +193,7 @@ class AuthState:
             if len(self._verified) >= _CACHE_LIMIT:
                 self._verified.clear()
             self._verified[token] = verified
-        if now >= verified.exp:
+        if now >= verified.exp or token in self.expired:
             raise Unauthenticated("token expired")
         if verified.nbf is not None and now < verified.nbf:
             raise Unauthenticated("token not yet valid")
@@ -227,6 +236,33 @@ class AuthState:
             if credential.id == client_id and not isinstance(client_id, bool):
                 return credential
         return None
+
+    def _require(self, key: str) -> Credential:
+        credential = self.credentials.get(key)
+        if credential is None:
+            raise NotFound(f"no client with key {key!r}", "client_key")
+        return credential
+
+    def remove_client(self, key: str) -> None:
+        """Delete the credential: its tokens keep working until renewal (CONTRACT 2.7)."""
+        self._require(key)
+        del self.credentials[key]
+
+    def update_client(self, key: str, **changes: Any) -> Credential:
+        """Change ``enabled``, ``expires_at`` or ``secret`` of a credential."""
+        credential = replace(self._require(key), **changes)
+        self.credentials[key] = credential
+        return credential
+
+    def expire_tokens(self, client_key: str | None = None) -> int:
+        """Make every issued token (of ``client_key``, or all) fail as expired now."""
+        targets = [t for t, k in self.issued.items() if client_key is None or k == client_key]
+        self.expired.update(targets)
+        return len(targets)
+
+    def revoke(self, token: str) -> None:
+        """Reject ``token`` from now on (the real server cannot do this)."""
+        self.revoked.add(token)
 
     def rotate_signing_key(self) -> None:
         """A new signing secret: every outstanding token stops verifying."""

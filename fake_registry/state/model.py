@@ -55,6 +55,9 @@ class InstanceRecord:
     grpc_port: int = 0
     updated_at: int = 0
     deleted: bool = False
+    #: With the re-register-after-deregister quirk (CONTRACT 3.10-1), a hidden
+    #: row still shows as online through its cache lease until this time.
+    ghost_until: int = 0
 
     @property
     def expires_at(self) -> int:
@@ -63,7 +66,9 @@ class InstanceRecord:
 
     def is_online(self, now: float) -> bool:
         """Online while ``now <= last_heartbeat_at + ttl`` (CONTRACT 3.2)."""
-        return not self.deleted and int(now) <= self.expires_at
+        if self.deleted:
+            return int(now) <= self.ghost_until
+        return int(now) <= self.expires_at
 
     @property
     def meta(self) -> dict[str, Any] | None:

@@ -77,6 +77,11 @@ class RegistryState:
     next_service_id: int = 1
     next_instance_id: int = 1
     new_instance_key: Callable[[], str] = _new_uuid
+    # Test switches (CONTRACT section 5): heartbeats for these keys answer 0,
+    # the re-register-after-deregister quirk, and pending EnsureService races.
+    zero_answer_keys: set[str] = field(default_factory=set)
+    reregister_quirk: bool = False
+    ensure_race_failures: int = 0
 
     def copy(self) -> RegistryState:
         """An independent copy (records are immutable, so dicts suffice)."""
@@ -89,6 +94,18 @@ class RegistryState:
             next_service_id=self.next_service_id,
             next_instance_id=self.next_instance_id,
             new_instance_key=self.new_instance_key,
+            zero_answer_keys=set(self.zero_answer_keys),
+            reregister_quirk=self.reregister_quirk,
+            ensure_race_failures=self.ensure_race_failures,
+        )
+
+    def wiped(self) -> RegistryState:
+        """An empty registry, as after a data loss; test switches are kept."""
+        return RegistryState(
+            new_instance_key=self.new_instance_key,
+            zero_answer_keys=set(self.zero_answer_keys),
+            reregister_quirk=self.reregister_quirk,
+            ensure_race_failures=self.ensure_race_failures,
         )
 
     # --- services ---------------------------------------------------------
@@ -128,6 +145,10 @@ class RegistryState:
         self.next_service_id += 1
         self.services_by_id[service.id] = service
         self.service_ids[(project, name)] = service.id
+        if self.ensure_race_failures > 0:
+            # The loser of a concurrent first call: the row exists, the call fails.
+            self.ensure_race_failures -= 1
+            raise Internal("duplicate entry for (project, name): concurrent create", "name")
         return service, True
 
     def get_service(self, now: float, service_id: int) -> ServiceView:
@@ -212,6 +233,7 @@ class RegistryState:
             self.next_instance_id += 1
         else:
             row_id, created_at = previous.id, previous.created_at
+        hidden = previous is not None and previous.deleted and self.reregister_quirk
         record = InstanceRecord(
             id=row_id,
             service_id=service_id,
@@ -227,6 +249,9 @@ class RegistryState:
             http_port=http_port,
             grpc_port=grpc_port,
             updated_at=ts,
+            # The quirk: the upsert updates the soft-deleted row without reviving it.
+            deleted=hidden,
+            ghost_until=ts + ttl if hidden else 0,
         )
         rows[key] = record
         return record
@@ -246,7 +271,7 @@ class RegistryState:
 
     def heartbeat(self, now: float, service_id: int, instance_key: str) -> int:
         """Renew a lease; ``0`` when the request is bad or the row is missing."""
-        if service_id <= 0 or not instance_key:
+        if service_id <= 0 or not instance_key or instance_key in self.zero_answer_keys:
             return 0
         rows = self.instances_by_service.get(service_id)
         record = rows.get(instance_key) if rows else None
@@ -255,6 +280,34 @@ class RegistryState:
         ts = int(now)
         rows[instance_key] = replace(record, last_heartbeat_at=ts, updated_at=ts)
         return ts + record.ttl_seconds
+
+    # --- test controls ------------------------------------------------------
+
+    def _live(self, service_id: int, instance_key: str) -> InstanceRecord:
+        record = self.instances_by_service.get(service_id, {}).get(instance_key)
+        if record is None or record.deleted:
+            raise NotFound(
+                f"no registered instance {instance_key!r} in service {service_id}", "instance_key"
+            )
+        return record
+
+    def expire_instance(self, now: float, service_id: int, instance_key: str) -> InstanceRecord:
+        """Let the lease lapse now; the next heartbeat revives it (CONTRACT 3.2)."""
+        record = self._live(service_id, instance_key)
+        lapsed = replace(record, last_heartbeat_at=int(now) - record.ttl_seconds - 1)
+        self.instances_by_service[service_id][instance_key] = lapsed
+        return lapsed
+
+    def force_offline(self, service_id: int, instance_key: str) -> InstanceRecord:
+        """The admin action: last heartbeat at the epoch. Not sticky."""
+        record = replace(self._live(service_id, instance_key), last_heartbeat_at=0)
+        self.instances_by_service[service_id][instance_key] = record
+        return record
+
+    def delete_instance(self, service_id: int, instance_key: str) -> None:
+        """Remove the row: heartbeats answer 0 until the instance re-registers."""
+        self._live(service_id, instance_key)
+        del self.instances_by_service[service_id][instance_key]
 
     # --- reads for the in-process API -------------------------------------
 

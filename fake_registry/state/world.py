@@ -31,6 +31,11 @@ class World:
         with self.lock:
             self._initial = (self.registry.copy(), self.auth.copy())
 
+    def wipe(self) -> None:
+        """Lose every service and instance, as after a registry data loss."""
+        with self.lock:
+            self.registry = self.registry.wiped()
+
     def reset(self) -> None:
         """Return to the initial state: data, credentials, token TTL, counters."""
         registry, auth = self._initial

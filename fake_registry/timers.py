@@ -1,0 +1,48 @@
+"""Waiting on the fake's clock from its event loop.
+
+A virtual delay ends when the fake's clock has moved ``seconds`` forward,
+whether it moved in real time (system and offset clocks) or by ``advance()``
+(manual clocks). Clocks that offer ``add_listener`` wake the waiter the moment
+they move; otherwise it re-checks as real time passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from fake_registry.clock import Clock
+
+__all__ = ["sleep_on_clock"]
+
+# Upper bound between re-checks, so a clock without listeners is still noticed.
+_RECHECK = 0.5
+
+
+async def sleep_on_clock(clock: Clock, seconds: float) -> None:
+    """Wait until ``clock.monotonic()`` has advanced by ``seconds``."""
+    deadline = clock.monotonic() + seconds
+    if deadline <= clock.monotonic():
+        return
+    loop = asyncio.get_running_loop()
+    moved = asyncio.Event()
+
+    def on_move(_now: float) -> None:
+        loop.call_soon_threadsafe(moved.set)
+
+    add: Callable[[Callable[[float], None]], Any] | None = getattr(clock, "add_listener", None)
+    remove: Callable[[Callable[[float], None]], Any] | None = getattr(
+        clock, "remove_listener", None
+    )
+    if add is not None:
+        add(on_move)
+    try:
+        while (remaining := deadline - clock.monotonic()) > 0:
+            moved.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(moved.wait(), timeout=min(remaining, _RECHECK))
+    finally:
+        if remove is not None:
+            remove(on_move)
