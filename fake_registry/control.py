@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from fake_registry.clock import Clock
-from fake_registry.errors import InvalidArgument
+from fake_registry.errors import FailedPrecondition, InvalidArgument
 from fake_registry.faults import Abort, Action, Delay, Drop, FaultRule, FaultSet, check_code
 from fake_registry.interceptors import CallPipeline
 from fake_registry.journal import Call, Journal
@@ -81,7 +81,7 @@ class FakeControls:
     def _movable_clock(self) -> _Movable:
         clock: Any = self.clock
         if not (hasattr(clock, "advance") and hasattr(clock, "set_time")):
-            raise TypeError(
+            raise FailedPrecondition(
                 f"{type(clock).__name__} cannot be moved; give the fake a ManualClock or "
                 "OffsetClock (the default) to control time"
             )

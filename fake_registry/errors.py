@@ -9,6 +9,7 @@ free of grpc::
     ├── NotFound               NOT_FOUND
     ├── Unauthenticated        UNAUTHENTICATED
     ├── PermissionDenied       PERMISSION_DENIED
+    ├── FailedPrecondition     FAILED_PRECONDITION (a control the setup cannot do)
     └── Internal               INTERNAL
 
 Messages name the offending field and never contain secrets or tokens.
@@ -17,6 +18,7 @@ Messages name the offending field and never contain secrets or tokens.
 from __future__ import annotations
 
 __all__ = [
+    "FailedPrecondition",
     "FakeRegistryError",
     "Internal",
     "InvalidArgument",
@@ -51,6 +53,10 @@ class Unauthenticated(FakeRegistryError):
 
 class PermissionDenied(FakeRegistryError):
     code = "PERMISSION_DENIED"
+
+
+class FailedPrecondition(FakeRegistryError, TypeError):
+    code = "FAILED_PRECONDITION"
 
 
 class Internal(FakeRegistryError):

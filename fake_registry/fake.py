@@ -16,12 +16,14 @@ from fake_registry.interceptors import DEFAULT_EXEMPT_METHODS, CallPipeline
 from fake_registry.journal import Journal
 from fake_registry.server import ServerThread
 from fake_registry.servicers.auth import ClientAuthServicer
+from fake_registry.servicers.control import ControlServicer
 from fake_registry.servicers.guard import ErrorSink
 from fake_registry.servicers.registry import RegistryServicer
 from fake_registry.state.auth import DEFAULT_TOKEN_TTL, AuthState
 from fake_registry.state.model import InstanceRecord, ServiceRecord
 from fake_registry.state.world import World
 from fake_registry.streams import StreamRegistry
+from protos.fakecontrol.v1 import control_pb2, control_pb2_grpc
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from protos.user.v1 import user_pb2, user_pb2_grpc
 
@@ -54,6 +56,8 @@ class FakeRegistry(FakeControls):
             without sleeping.
         host: interface to bind; loopback by default.
         port: ``0`` picks a free port; read the result from :attr:`address`.
+        control_token: when set, calls to the gRPC control service must carry
+            metadata ``control-token: <token>``.
 
     The seeding and reading methods are thread-safe and may be called before
     :meth:`start`. Everything seeded before ``start()`` (or before the last
@@ -67,6 +71,7 @@ class FakeRegistry(FakeControls):
         clock: Clock | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        control_token: str | None = None,
     ) -> None:
         if isinstance(token_ttl, bool) or not isinstance(token_ttl, int) or token_ttl <= 0:
             raise ValueError(f"token_ttl must be a positive number of seconds (got {token_ttl!r})")
@@ -89,6 +94,7 @@ class FakeRegistry(FakeControls):
         self._server = ServerThread(
             self._add_services, interceptors=[self._pipeline], host=host, port=port
         )
+        self._control_token = control_token
         self._started_once = False
 
     # --- lifecycle --------------------------------------------------------
@@ -100,9 +106,13 @@ class FakeRegistry(FakeControls):
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(self._world, self.clock, self.errors, self.journal), server
         )
+        control_pb2_grpc.add_FakeControlServiceServicer_to_server(
+            ControlServicer(self, self.errors, self._control_token), server
+        )
         return [
             user_pb2.DESCRIPTOR.services_by_name["ClientAuthService"].full_name,
             registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
+            control_pb2.DESCRIPTOR.services_by_name["FakeControlService"].full_name,
         ]
 
     def start(self) -> FakeRegistry:

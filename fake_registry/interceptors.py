@@ -40,7 +40,7 @@ from fake_registry.state.world import World
 from fake_registry.streams import LiveStream, StreamRegistry
 from fake_registry.timers import sleep_on_clock
 
-__all__ = ["DEFAULT_EXEMPT_METHODS", "CallPipeline", "current_call"]
+__all__ = ["CONTROL_SERVICE_PREFIX", "DEFAULT_EXEMPT_METHODS", "CallPipeline", "current_call"]
 
 log = logging.getLogger("fake_registry")
 
@@ -63,6 +63,8 @@ current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar(
 )
 
 _MALFORMED_MESSAGE = "grpc: error unmarshalling request"
+#: The fake's own control service: neither journaled nor subject to faults or tokens.
+CONTROL_SERVICE_PREFIX = "/fakecontrol.v1.FakeControlService/"
 
 
 class _Malformed:
@@ -131,10 +133,24 @@ class CallPipeline(aio.ServerInterceptor):
 
     # --- stages -------------------------------------------------------------
 
+    def _begin(
+        self,
+        method: str,
+        metadata: Metadata,
+        peer: str,
+        streaming: bool,
+        request: Message | None = None,
+    ) -> Call | None:
+        if method.startswith(CONTROL_SERVICE_PREFIX):
+            return None  # the control plane is not part of what a test observes
+        return self._journal.begin(method, metadata, peer, streaming, request)
+
     async def _admit(
         self, method: str, metadata: Metadata, context: Context, call: Call | None
     ) -> None:
         """Faults, then auth. Aborts the call (raising) when either says so."""
+        if method.startswith(CONTROL_SERVICE_PREFIX):
+            return  # faults and registry tokens never lock a test out of its controls
         taken = self._faults.take(method, metadata)
         if taken is not None:
             rule, action = taken
@@ -214,7 +230,7 @@ class CallPipeline(aio.ServerInterceptor):
         async def behavior(request: Any, context: Context) -> Any:
             metadata: Metadata = tuple(context.invocation_metadata() or ())
             malformed = isinstance(request, _Malformed)
-            call = self._journal.begin(
+            call = self._begin(
                 method, metadata, context.peer(), False, None if malformed else request
             )
             reset = current_call.set(call)
@@ -243,7 +259,7 @@ class CallPipeline(aio.ServerInterceptor):
         async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
             metadata: Metadata = tuple(context.invocation_metadata() or ())
             malformed = isinstance(request, _Malformed)
-            call = self._journal.begin(
+            call = self._begin(
                 method, metadata, context.peer(), True, None if malformed else request
             )
             reset = current_call.set(call)
@@ -267,7 +283,7 @@ class CallPipeline(aio.ServerInterceptor):
     def _stream_unary(self, method: str, inner: Any) -> Any:
         async def behavior(requests: AsyncIterator[Any], context: Context) -> Any:
             metadata: Metadata = tuple(context.invocation_metadata() or ())
-            call = self._journal.begin(method, metadata, context.peer(), True)
+            call = self._begin(method, metadata, context.peer(), True)
             reset = current_call.set(call)
             try:
                 await self._admit(method, metadata, context, call)
@@ -291,7 +307,7 @@ class CallPipeline(aio.ServerInterceptor):
     def _stream_stream(self, method: str, inner: Any) -> Any:
         async def behavior(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
             metadata: Metadata = tuple(context.invocation_metadata() or ())
-            call = self._journal.begin(method, metadata, context.peer(), True)
+            call = self._begin(method, metadata, context.peer(), True)
             reset = current_call.set(call)
             stream = self._streams.open(
                 method, self._clock.time(), asyncio.get_running_loop(), call

@@ -1,0 +1,435 @@
+"""``fakecontrol.v1.FakeControlService``: the control API over gRPC.
+
+Each RPC calls the :class:`~fake_registry.control.FakeControls` method of
+the same name, so the gRPC face does exactly what the Python face does.
+Domain errors keep their codes (INVALID_ARGUMENT naming the field,
+NOT_FOUND for an unknown client or instance, FAILED_PRECONDITION for a clock
+that cannot move); a bad or missing control token is UNAUTHENTICATED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf.message import Message
+from google.protobuf.text_format import MessageToString
+from grpc import aio
+
+from fake_registry.errors import NotFound, Unauthenticated
+from fake_registry.faults import Abort, Action, Delay, Drop
+from fake_registry.journal import Call
+from fake_registry.servicers.convert import instance_pb
+from fake_registry.servicers.guard import ErrorSink, GuardedServicer, guard_unary
+from protos.fakecontrol.v1 import control_pb2 as pb
+from protos.fakecontrol.v1 import control_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from fake_registry.fake import FakeRegistry
+
+__all__ = ["CONTROL_TOKEN_HEADER", "ControlServicer", "call_info"]
+
+#: Metadata key carrying the control token, when the fake requires one.
+CONTROL_TOKEN_HEADER = "control-token"  # noqa: S105 - a header name
+Context = aio.ServicerContext[Any, Any]
+EMPTY = pb.Empty()
+
+
+def _text(message: Message | None) -> str:
+    return "" if message is None else MessageToString(message, as_one_line=True)
+
+
+def _metadata_value(value: Any) -> str:
+    return base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
+
+
+def call_info(call: Call) -> pb.CallInfo:
+    """A journal entry as a protobuf message (values as received, unredacted)."""
+    return pb.CallInfo(
+        seq=call.seq,
+        method=call.method,
+        metadata=[pb.MetadataEntry(key=k, value=_metadata_value(v)) for k, v in call.metadata],
+        request=_text(call.request),
+        response=_text(call.response),
+        code=call.code or "",
+        details=call.details,
+        started_at=call.started_at,
+        ended_at=call.ended_at or 0.0,
+        started_real=call.started_real,
+        ended_real=call.ended_real or 0.0,
+        frames=[
+            pb.Frame(
+                direction=f.direction,
+                message=_text(f.message),
+                virtual_time=f.virtual_time,
+                real_time=f.real_time,
+            )
+            for f in call.frames
+        ],
+        faults=[
+            pb.FaultEvent(rule=e.rule, action=e.action, virtual_time=e.virtual_time)
+            for e in call.faults
+        ],
+    )
+
+
+def _action(message: pb.FaultAction) -> Action:
+    if message.code:
+        return Abort(
+            message.code.upper(),
+            message.details or "injected fault",
+            message.delay_seconds,
+            virtual=not message.real_time,
+        )
+    if message.drop:
+        return Drop()
+    return Delay(message.delay_seconds, virtual=not message.real_time)
+
+
+class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
+    """Adapts control RPCs to a fake's control methods."""
+
+    def __init__(
+        self, fake: FakeRegistry, errors: ErrorSink, control_token: str | None = None
+    ) -> None:
+        super().__init__(errors)
+        self._fake = fake
+        self._token = control_token
+
+    def _authorize(self, context: Context) -> None:
+        if not self._token:
+            return
+        presented = next(
+            (v for k, v in context.invocation_metadata() or () if k == CONTROL_TOKEN_HEADER), ""
+        )
+        if not isinstance(presented, str) or not hmac.compare_digest(
+            presented.encode(), self._token.encode()
+        ):
+            raise Unauthenticated(f"missing or wrong {CONTROL_TOKEN_HEADER} metadata")
+
+    # --- time ---------------------------------------------------------------
+
+    @guard_unary
+    async def AdvanceClock(self, request: pb.AdvanceClockRequest, context: Context) -> pb.TimeReply:
+        self._authorize(context)
+        return pb.TimeReply(now=self._fake.advance_clock(request.seconds))
+
+    @guard_unary
+    async def SetTime(self, request: pb.SetTimeRequest, context: Context) -> pb.TimeReply:
+        self._authorize(context)
+        return pb.TimeReply(now=self._fake.set_time(request.unix_seconds))
+
+    @guard_unary
+    async def GetTime(self, request: pb.Empty, context: Context) -> pb.TimeReply:
+        self._authorize(context)
+        return pb.TimeReply(now=self._fake.now())
+
+    # --- credentials --------------------------------------------------------
+
+    @guard_unary
+    async def AddClient(self, request: pb.AddClientRequest, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.add_client(
+            request.client_key, request.client_secret, expires_at=request.expires_at or None
+        )
+        return EMPTY
+
+    @guard_unary
+    async def RemoveClient(self, request: pb.ClientRef, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.remove_client(request.client_key)
+        return EMPTY
+
+    @guard_unary
+    async def DisableClient(self, request: pb.ClientRef, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.disable_client(request.client_key)
+        return EMPTY
+
+    @guard_unary
+    async def EnableClient(self, request: pb.ClientRef, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.enable_client(request.client_key)
+        return EMPTY
+
+    @guard_unary
+    async def SetClientExpiry(
+        self, request: pb.SetClientExpiryRequest, context: Context
+    ) -> pb.Empty:
+        self._authorize(context)
+        self._fake.set_client_expiry(request.client_key, request.expires_at or None)
+        return EMPTY
+
+    @guard_unary
+    async def RotateSecret(
+        self, request: pb.RotateSecretRequest, context: Context
+    ) -> pb.RotateSecretReply:
+        self._authorize(context)
+        secret = self._fake.rotate_secret(request.client_key, request.new_secret or None)
+        return pb.RotateSecretReply(client_secret=secret)
+
+    @guard_unary
+    async def ListClients(self, request: pb.Empty, context: Context) -> pb.ListClientsReply:
+        self._authorize(context)
+        return pb.ListClientsReply(client_keys=self._fake.clients())
+
+    # --- tokens -------------------------------------------------------------
+
+    @guard_unary
+    async def SetTokenTtl(self, request: pb.SetTokenTtlRequest, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.set_token_ttl(request.seconds)
+        return EMPTY
+
+    @guard_unary
+    async def ExpireTokens(
+        self, request: pb.ExpireTokensRequest, context: Context
+    ) -> pb.CountReply:
+        self._authorize(context)
+        return pb.CountReply(count=self._fake.expire_tokens(request.client_key or None))
+
+    @guard_unary
+    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.revoke_token(request.token)
+        return EMPTY
+
+    @guard_unary
+    async def RotateSigningKey(self, request: pb.Empty, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.rotate_signing_key()
+        return EMPTY
+
+    @guard_unary
+    async def GetCounters(self, request: pb.Empty, context: Context) -> pb.CountersReply:
+        self._authorize(context)
+        return pb.CountersReply(
+            authentications=self._fake.authentications, renewals=self._fake.renewals
+        )
+
+    @guard_unary
+    async def SetAuthEnabled(self, request: pb.FlagRequest, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.set_auth_enabled(request.enabled)
+        return EMPTY
+
+    # --- fault rules --------------------------------------------------------
+
+    @guard_unary
+    async def AddFault(self, request: pb.AddFaultRequest, context: Context) -> pb.FaultReply:
+        self._authorize(context)
+        options: dict[str, Any] = {
+            "times": request.times or None,
+            "probability": request.probability or 1.0,
+            "seed": request.seed if request.has_seed else None,
+            "metadata": dict(request.metadata),
+        }
+        if request.sequence:
+            handle = self._fake.add_fault(
+                request.method, sequence=[_action(a) for a in request.sequence], **options
+            )
+        else:
+            action = request.action
+            handle = self._fake.add_fault(
+                request.method,
+                code=action.code or None,
+                details=action.details or "injected fault",
+                delay=action.delay_seconds or None,
+                real_time=action.real_time,
+                drop=action.drop,
+                **options,
+            )
+        return pb.FaultReply(id=handle.id)
+
+    @guard_unary
+    async def FailNext(self, request: pb.FailNextRequest, context: Context) -> pb.FaultReply:
+        self._authorize(context)
+        handle = self._fake.fail_next(
+            request.method,
+            request.code,
+            times=request.times or 1,
+            details=request.details or "injected fault",
+        )
+        return pb.FaultReply(id=handle.id)
+
+    @guard_unary
+    async def RemoveFault(self, request: pb.FaultRef, context: Context) -> pb.Empty:
+        self._authorize(context)
+        for handle in self._fake.faults():
+            if handle.id == request.id:
+                handle.remove()
+                return EMPTY
+        raise NotFound(f"no fault rule with id {request.id}", "id")
+
+    @guard_unary
+    async def ListFaults(self, request: pb.Empty, context: Context) -> pb.ListFaultsReply:
+        self._authorize(context)
+        return pb.ListFaultsReply(
+            faults=[
+                pb.FaultInfo(id=h.id, description=repr(h), hits=h.hits, active=h.active)
+                for h in self._fake.faults()
+            ]
+        )
+
+    @guard_unary
+    async def ClearFaults(self, request: pb.Empty, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.clear_faults()
+        return EMPTY
+
+    # --- heartbeat streams --------------------------------------------------
+
+    @guard_unary
+    async def ListStreams(self, request: pb.Empty, context: Context) -> pb.ListStreamsReply:
+        self._authorize(context)
+        return pb.ListStreamsReply(
+            streams=[
+                pb.StreamInfo(
+                    id=s.id,
+                    method=s.method,
+                    instance_keys=s.instance_keys,
+                    opened_at=s.opened_at,
+                    frames_in=s.frames_in,
+                    frames_out=s.frames_out,
+                )
+                for s in self._fake.streams()
+            ]
+        )
+
+    @guard_unary
+    async def KillStreams(self, request: pb.KillStreamsRequest, context: Context) -> pb.CountReply:
+        self._authorize(context)
+        killed = self._fake.kill_streams(
+            request.instance_key or None,
+            request.code or "UNAVAILABLE",
+            request.details or "stream killed by the fake",
+        )
+        return pb.CountReply(count=killed)
+
+    @guard_unary
+    async def RejectStreams(
+        self, request: pb.RejectStreamsRequest, context: Context
+    ) -> pb.FaultReply:
+        self._authorize(context)
+        handle = self._fake.reject_streams(request.code or "UNAVAILABLE", request.times or None)
+        return pb.FaultReply(id=handle.id)
+
+    @guard_unary
+    async def AnswerZero(self, request: pb.AnswerZeroRequest, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.answer_zero(request.instance_key, request.enabled)
+        return EMPTY
+
+    @guard_unary
+    async def EndStreamsAfter(
+        self, request: pb.EndStreamsAfterRequest, context: Context
+    ) -> pb.Empty:
+        self._authorize(context)
+        self._fake.end_streams_after(request.messages, request.instance_key or None)
+        return EMPTY
+
+    @guard_unary
+    async def DelayAnswers(self, request: pb.DelayAnswersRequest, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.delay_answers(
+            request.seconds, request.instance_key or None, real_time=request.real_time
+        )
+        return EMPTY
+
+    @guard_unary
+    async def WithholdAnswers(self, request: pb.InstanceFilter, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.withhold_answers(request.instance_key or None)
+        return EMPTY
+
+    @guard_unary
+    async def ClearStreamControls(self, request: pb.Empty, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.clear_stream_controls()
+        return EMPTY
+
+    # --- instances ----------------------------------------------------------
+
+    @guard_unary
+    async def ExpireInstance(self, request: pb.InstanceRef, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.expire_instance(request.service_id, request.instance_key)
+        return EMPTY
+
+    @guard_unary
+    async def ForceOffline(self, request: pb.InstanceRef, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.force_offline(request.service_id, request.instance_key)
+        return EMPTY
+
+    @guard_unary
+    async def DeleteInstance(self, request: pb.InstanceRef, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.delete_instance(request.service_id, request.instance_key)
+        return EMPTY
+
+    @guard_unary
+    async def ListInstances(
+        self, request: pb.ListInstancesRequest, context: Context
+    ) -> pb.ListInstancesReply:
+        self._authorize(context)
+        now = self._fake.now()
+        rows = self._fake.instances(request.service_id or None)
+        return pb.ListInstancesReply(
+            instances=[instance_pb(r) for r in rows], online=[r.is_online(now) for r in rows]
+        )
+
+    @guard_unary
+    async def Wipe(self, request: pb.Empty, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.wipe()
+        return EMPTY
+
+    @guard_unary
+    async def SetReregisterQuirk(self, request: pb.FlagRequest, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.set_reregister_quirk(request.enabled)
+        return EMPTY
+
+    @guard_unary
+    async def FailEnsureServiceRace(
+        self, request: pb.FailEnsureServiceRaceRequest, context: Context
+    ) -> pb.Empty:
+        self._authorize(context)
+        self._fake.fail_ensure_service_race(request.times)
+        return EMPTY
+
+    @guard_unary
+    async def Reset(self, request: pb.Empty, context: Context) -> pb.Empty:
+        self._authorize(context)
+        self._fake.reset()
+        return EMPTY
+
+    # --- journal ------------------------------------------------------------
+
+    @guard_unary
+    async def ListCalls(self, request: pb.ListCallsRequest, context: Context) -> pb.ListCallsReply:
+        self._authorize(context)
+        calls = self._fake.calls(request.method or None)
+        return pb.ListCallsReply(calls=[call_info(c) for c in calls if c.seq > request.after_seq])
+
+    @guard_unary
+    async def WaitForCalls(
+        self, request: pb.WaitForCallsRequest, context: Context
+    ) -> pb.ListCallsReply:
+        self._authorize(context)
+        count = request.count or 1
+        timeout = request.timeout_seconds or 5.0
+        method = request.method or "*"
+        loop = asyncio.get_running_loop()
+        # The journal's wait blocks a thread; never block the server's loop with it.
+        try:
+            calls = await loop.run_in_executor(
+                None, lambda: self._fake.wait_for(method, count=count, timeout=timeout)
+            )
+        except TimeoutError as exc:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+        return pb.ListCallsReply(calls=[call_info(c) for c in calls])
