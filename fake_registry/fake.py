@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import grpc
 from grpc import aio
 
 from fake_registry.clock import Clock, OffsetClock
@@ -14,7 +16,7 @@ from fake_registry.control import FakeControls
 from fake_registry.faults import FaultSet
 from fake_registry.interceptors import DEFAULT_EXEMPT_METHODS, CallPipeline
 from fake_registry.journal import Journal
-from fake_registry.server import ServerThread
+from fake_registry.server import ServerThread, join_host_port
 from fake_registry.servicers.auth import ClientAuthServicer
 from fake_registry.servicers.control import ControlServicer
 from fake_registry.servicers.guard import ErrorSink
@@ -26,6 +28,9 @@ from fake_registry.streams import StreamRegistry
 from protos.fakecontrol.v1 import control_pb2, control_pb2_grpc
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from protos.user.v1 import user_pb2, user_pb2_grpc
+
+if TYPE_CHECKING:
+    from fake_registry.tls import TlsMaterial
 
 __all__ = ["DEFAULT_CLIENTS", "FakeRegistry"]
 
@@ -58,6 +63,9 @@ class FakeRegistry(FakeControls):
         port: ``0`` picks a free port; read the result from :attr:`address`.
         control_token: when set, calls to the gRPC control service must carry
             metadata ``control-token: <token>``.
+        tls: serve TLS: ``True`` generates a CA and a server certificate for
+            the loopback names (see :attr:`tls`), or pass
+            :class:`~fake_registry.tls.TlsMaterial`; ``None`` serves plaintext.
 
     The seeding and reading methods are thread-safe and may be called before
     :meth:`start`. Everything seeded before ``start()`` (or before the last
@@ -72,16 +80,23 @@ class FakeRegistry(FakeControls):
         host: str = "127.0.0.1",
         port: int = 0,
         control_token: str | None = None,
+        tls: TlsMaterial | bool | None = None,
+        *,
+        _shared_world: World | None = None,
+        _signing_key: str | None = None,
     ) -> None:
         if isinstance(token_ttl, bool) or not isinstance(token_ttl, int) or token_ttl <= 0:
             raise ValueError(f"token_ttl must be a positive number of seconds (got {token_ttl!r})")
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535 (got {port!r})")
         self.clock: Clock = clock if clock is not None else OffsetClock()
-        auth = AuthState(token_ttl=token_ttl)
-        for key, secret in (DEFAULT_CLIENTS if clients is None else clients).items():
-            auth.add_client(key, secret)
-        self._world = World(auth=auth)
+        if _shared_world is None:
+            auth = AuthState(token_ttl=token_ttl)
+            for key, secret in (DEFAULT_CLIENTS if clients is None else clients).items():
+                auth.add_client(key, secret)
+            _shared_world = World(auth=auth)
+        self._world = _shared_world
+        self._signing_key = _signing_key
         #: Unexpected exceptions raised inside the fake (each answered INTERNAL).
         self.errors = ErrorSink()
         #: Every call, stream frame and injected fault.
@@ -89,10 +104,28 @@ class FakeRegistry(FakeControls):
         self._faults = FaultSet()
         self._streams = StreamRegistry()
         self._pipeline = CallPipeline(
-            self._world, self.clock, self.journal, self._faults, self._streams, self.errors
+            self._world,
+            self.clock,
+            self.journal,
+            self._faults,
+            self._streams,
+            self.errors,
+            signing_key=_signing_key,
         )
+        #: The certificates served, when TLS is on; clients trust ``tls.ca_pem``.
+        self.tls: TlsMaterial | None = None
+        if tls is True:
+            from fake_registry.tls import generate_tls  # cryptography loads only when used
+
+            self.tls = generate_tls()
+        elif tls:
+            self.tls = tls
         self._server = ServerThread(
-            self._add_services, interceptors=[self._pipeline], host=host, port=port
+            self._add_services,
+            interceptors=[self._pipeline],
+            host=host,
+            port=port,
+            credentials=self.tls.server_credentials() if self.tls else None,
         )
         self._control_token = control_token
         self._started_once = False
@@ -101,7 +134,7 @@ class FakeRegistry(FakeControls):
 
     def _add_services(self, server: aio.Server) -> list[str]:
         user_pb2_grpc.add_ClientAuthServiceServicer_to_server(
-            ClientAuthServicer(self._world, self.clock, self.errors), server
+            ClientAuthServicer(self._world, self.clock, self.errors, self._signing_key), server
         )
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(self._world, self.clock, self.errors, self.journal), server
@@ -130,6 +163,28 @@ class FakeRegistry(FakeControls):
         """
         self._server.stop(grace)
 
+    def add_node(
+        self, *, same_secret: bool = True, port: int = 0, tls: TlsMaterial | None = None
+    ) -> FakeRegistry:
+        """Another node of this registry: same state, clock and clients, own port.
+
+        Start it (or use it as a context manager) like any fake. Nodes share
+        services, instances, credentials and tokens' validity when
+        ``same_secret`` is true; with ``same_secret=False`` the node signs and
+        verifies tokens with its own secret, so a token from one node is
+        UNAUTHENTICATED on the other (CONTRACT 2.7: every node must share the
+        secret). Each node has its own journal, fault rules and stream controls.
+        """
+        return FakeRegistry(
+            clock=self.clock,
+            host=self.host,
+            port=port,
+            control_token=self._control_token,
+            tls=tls if tls is not None else self.tls,
+            _shared_world=self._world,
+            _signing_key=None if same_secret else secrets.token_urlsafe(64),
+        )
+
     def restart(self, keep_state: bool = True) -> FakeRegistry:
         """Stop and start again on the same port (clients see it down meanwhile).
 
@@ -140,6 +195,10 @@ class FakeRegistry(FakeControls):
         if not keep_state:
             self.wipe()
         return self.start()
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """Client credentials trusting this fake's CA; ``None`` when it serves plaintext."""
+        return self.tls.channel_credentials() if self.tls else None
 
     @property
     def running(self) -> bool:
@@ -170,7 +229,7 @@ class FakeRegistry(FakeControls):
         """``"host:port"`` to dial; valid after :meth:`start`."""
         if not self._server.running:
             raise RuntimeError("the fake is not started; call start() first")
-        return f"{self._server.host}:{self._server.port}"
+        return join_host_port(self._server.host, self._server.port)
 
     def __repr__(self) -> str:
         state = "running" if self._server.running else "stopped"

@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeAlias, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -38,7 +38,7 @@ from fake_registry.metadata import lenient_token
 from fake_registry.servicers.guard import ErrorSink
 from fake_registry.state.world import World
 from fake_registry.streams import LiveStream, StreamRegistry
-from fake_registry.timers import sleep_on_clock
+from fake_registry.timers import sleep_until_on_clock
 
 __all__ = ["CONTROL_SERVICE_PREFIX", "DEFAULT_EXEMPT_METHODS", "CallPipeline", "current_call"]
 
@@ -63,6 +63,9 @@ current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar(
 )
 
 _MALFORMED_MESSAGE = "grpc: error unmarshalling request"
+#: A call cancelled this close to its deadline (seconds) ended by the deadline:
+#: the client's cancel can reach the server just before the server's own timer.
+_DEADLINE_SLACK = 0.05
 #: The fake's own control service: neither journaled nor subject to faults or tokens.
 CONTROL_SERVICE_PREFIX = "/fakecontrol.v1.FakeControlService/"
 
@@ -88,6 +91,7 @@ class CallPipeline(aio.ServerInterceptor):
         streams: StreamRegistry,
         errors: ErrorSink,
         exempt: Sequence[str] = DEFAULT_EXEMPT_METHODS,
+        signing_key: str | None = None,
     ) -> None:
         self._world = world
         self._clock = clock
@@ -95,6 +99,7 @@ class CallPipeline(aio.ServerInterceptor):
         self._faults = faults
         self._streams = streams
         self._errors = errors
+        self._signing_key = signing_key  # a node with its own secret; None = shared
         self._exempt_cache: dict[str, bool] = {}
         self._exempt: tuple[str, ...] = ()
         self.exempt = tuple(exempt)
@@ -154,29 +159,42 @@ class CallPipeline(aio.ServerInterceptor):
         taken = self._faults.take(method, metadata)
         if taken is not None:
             rule, action = taken
-            self._journal.fault(call, rule.name, action.describe())
-            if isinstance(action, Abort):
-                if action.delay:
-                    await self._delay(action.delay, action.virtual)
-                await context.abort(grpc.StatusCode[action.code], action.details)
+            pause = None
+            if isinstance(action, Abort) and action.delay:
+                pause = self._pause(action.delay, action.virtual)
             elif isinstance(action, Delay):
-                await self._delay(action.seconds, action.virtual)
-            else:  # Drop: never answer; the client's deadline (or cancel) ends the call
+                pause = self._pause(action.seconds, action.virtual)
+            # Journaled once the pause's end is fixed: a test that sees the
+            # event and then advances the clock always releases the call.
+            self._journal.fault(call, rule.name, action.describe())
+            if pause is not None:
+                await pause
+            if isinstance(action, Abort):
+                await context.abort(grpc.StatusCode[action.code], action.details)
+            elif not isinstance(action, Delay):
+                # Drop: never answer; the client's deadline (or cancel) ends the call
                 await asyncio.Event().wait()
         if not self._world.auth_enabled or self.is_exempt(method):
             return
         token = lenient_token(metadata)
         try:
             with self._world.lock:
-                self._world.auth.verify(self._clock.time(), token)
+                self._world.auth.verify(self._clock.time(), token, self._signing_key)
         except FakeRegistryError as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
 
-    async def _delay(self, seconds: float, virtual: bool) -> None:
+    def _pause(self, seconds: float, virtual: bool) -> Coroutine[Any, Any, None]:
+        """A wait that starts now: a virtual one's end is fixed on the clock at once."""
         if virtual:
-            await sleep_on_clock(self._clock, seconds)
-        else:
-            await asyncio.sleep(seconds)
+            return sleep_until_on_clock(self._clock, self._clock.monotonic() + seconds)
+        return asyncio.sleep(seconds)
+
+    def _journaling(self, context: Context, call: Call | None) -> Context:
+        """``context``, with aborts journaled before their status goes out."""
+        if call is None:
+            return context
+        journaling: Any = _JournalingContext(context, call, self._journal)
+        return cast("Context", journaling)
 
     async def _fail_internal(self, context: Context, exc: Exception) -> None:
         self._errors.record(exc)
@@ -194,7 +212,10 @@ class CallPipeline(aio.ServerInterceptor):
             code = context.code()
             self._journal.end(call, code.name if code else "UNKNOWN", context.details() or "")
         elif isinstance(exc, asyncio.CancelledError):
-            self._journal.end(call, "CANCELLED")
+            # The client's deadline passing cancels the call here too; tell it apart.
+            remaining = context.time_remaining()
+            past_deadline = remaining is not None and remaining <= _DEADLINE_SLACK
+            self._journal.end(call, "DEADLINE_EXCEEDED" if past_deadline else "CANCELLED")
 
     # --- wrapping -------------------------------------------------------------
 
@@ -234,6 +255,7 @@ class CallPipeline(aio.ServerInterceptor):
                 method, metadata, context.peer(), False, None if malformed else request
             )
             reset = current_call.set(call)
+            context = self._journaling(context, call)
             try:
                 if malformed:
                     await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
@@ -263,6 +285,7 @@ class CallPipeline(aio.ServerInterceptor):
                 method, metadata, context.peer(), True, None if malformed else request
             )
             reset = current_call.set(call)
+            context = self._journaling(context, call)
             try:
                 if malformed:
                     await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
@@ -285,6 +308,7 @@ class CallPipeline(aio.ServerInterceptor):
             metadata: Metadata = tuple(context.invocation_metadata() or ())
             call = self._begin(method, metadata, context.peer(), True)
             reset = current_call.set(call)
+            context = self._journaling(context, call)
             try:
                 await self._admit(method, metadata, context, call)
                 try:
@@ -309,6 +333,7 @@ class CallPipeline(aio.ServerInterceptor):
             metadata: Metadata = tuple(context.invocation_metadata() or ())
             call = self._begin(method, metadata, context.peer(), True)
             reset = current_call.set(call)
+            context = self._journaling(context, call)
             stream = self._streams.open(
                 method, self._clock.time(), asyncio.get_running_loop(), call
             )
@@ -413,8 +438,8 @@ class CallPipeline(aio.ServerInterceptor):
                 forever = asyncio.ensure_future(asyncio.Event().wait())
                 await self._race(forever, stream, context)
             elif control.delay > 0:
+                pause = asyncio.ensure_future(self._pause(control.delay, control.delay_virtual))
                 self._journal.fault(call, "stream_control", control.describe())
-                pause = asyncio.ensure_future(self._delay(control.delay, control.delay_virtual))
                 await self._race(pause, stream, context)
 
     def _should_end(self, stream: LiveStream, call: Call | None) -> bool:
@@ -423,6 +448,29 @@ class CallPipeline(aio.ServerInterceptor):
                 self._journal.fault(call, "stream_control", control.describe())
                 return True
         return False
+
+
+class _JournalingContext:
+    """A servicer context whose ``abort`` journals the call's end first.
+
+    grpc sends an abort's status before ``abort`` raises, so without this a
+    client could see the status while the journal still shows the call in
+    flight (and ``assert_called`` right after the RPC would miss it).
+    """
+
+    __slots__ = ("_call", "_context", "_journal")
+
+    def __init__(self, context: Context, call: Call, journal: Journal) -> None:
+        self._context = context
+        self._call = call
+        self._journal = journal
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", *args: Any) -> None:
+        self._journal.end(self._call, code.name, details)
+        await self._context.abort(code, details, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
 
 
 async def _cancel(step: asyncio.Future[Any]) -> None:

@@ -18,12 +18,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-__all__ = ["ServerThread"]
+__all__ = ["ServerThread", "join_host_port"]
 
 T = TypeVar("T")
 
 #: Builds the services onto a fresh server (called on the loop thread).
 Builder = Callable[[aio.Server], Sequence[str]]
+
+
+def join_host_port(host: str, port: int) -> str:
+    """``host:port``, with IPv6 literals bracketed (``[::1]:50051``)."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
 
 
 class ServerThread:
@@ -91,11 +98,14 @@ class ServerThread:
             ),
             server,
         )
-        address = f"{self.host}:{self.port}"
-        if self._credentials is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, self._credentials)
+        address = join_host_port(self.host, self.port)
+        try:
+            if self._credentials is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, self._credentials)
+        except RuntimeError as exc:  # grpcio reports a failed bind this way
+            raise OSError(f"could not bind {address}: {exc}") from None
         if port == 0:
             raise OSError(f"could not bind {address}")
         await server.start()

@@ -19,10 +19,13 @@ Context = aio.ServicerContext[Any, Any]
 
 
 class ClientAuthServicer(GuardedServicer, pb_grpc.ClientAuthServiceServicer):
-    def __init__(self, world: World, clock: Clock, errors: ErrorSink) -> None:
+    def __init__(
+        self, world: World, clock: Clock, errors: ErrorSink, signing_key: str | None = None
+    ) -> None:
         super().__init__(errors)
         self._world = world
         self._clock = clock
+        self._signing_key = signing_key  # a node with its own secret; None = shared
 
     @guard_unary
     async def AuthenticateClient(
@@ -30,7 +33,7 @@ class ClientAuthServicer(GuardedServicer, pb_grpc.ClientAuthServiceServicer):
     ) -> pb.AuthenticateClientResponse:
         with self._world.lock:
             issued = self._world.auth.authenticate(
-                self._clock.time(), request.client_key, request.client_secret
+                self._clock.time(), request.client_key, request.client_secret, self._signing_key
             )
         return pb.AuthenticateClientResponse(
             access_token=issued.access_token,
@@ -44,7 +47,7 @@ class ClientAuthServicer(GuardedServicer, pb_grpc.ClientAuthServiceServicer):
     ) -> pb.RenewTokenResponse:
         token = strict_token(context.invocation_metadata())
         with self._world.lock:
-            issued = self._world.auth.renew(self._clock.time(), token)
+            issued = self._world.auth.renew(self._clock.time(), token, self._signing_key)
         return pb.RenewTokenResponse(
             access_token=issued.access_token,
             expires_at=issued.expires_at,

@@ -76,6 +76,7 @@ class _Verified:
     claims: dict[str, Any]
     exp: float
     nbf: float | None
+    key: str = field(repr=False, default="")
 
 
 def _numeric(claims: dict[str, Any], name: str) -> float | None:
@@ -145,7 +146,7 @@ class AuthState:
 
     # --- tokens -----------------------------------------------------------
 
-    def _issue(self, now: float, claims: dict[str, Any]) -> IssuedToken:
+    def _issue(self, now: float, claims: dict[str, Any], signing_key: str | None) -> IssuedToken:
         issued = int(now)
         exp = issued + self.token_ttl
         payload = {
@@ -158,14 +159,23 @@ class AuthState:
             "clientKey": claims.get("clientKey"),
             "status": claims.get("status", 1),
         }
-        token = jwt.encode(payload, self.signing_key, algorithm="HS256")
+        token = jwt.encode(payload, signing_key or self.signing_key, algorithm="HS256")
         if len(self.issued) >= _CACHE_LIMIT:
             self.issued.clear()
         self.issued[token] = str(payload["clientKey"])
+        # The same claims in the same second sign the same string. A token
+        # issued now is a new token: earlier expire/revoke controls miss it.
+        self.expired.discard(token)
+        self.revoked.discard(token)
         return IssuedToken(access_token=token, expires_at=exp)
 
-    def authenticate(self, now: float, client_key: str, client_secret: str) -> IssuedToken:
-        """AuthenticateClient: check the credential and issue a token."""
+    def authenticate(
+        self, now: float, client_key: str, client_secret: str, signing_key: str | None = None
+    ) -> IssuedToken:
+        """AuthenticateClient: check the credential and issue a token.
+
+        ``signing_key`` overrides the shared secret (a node with its own secret).
+        """
         self.authentications += 1
         if not client_key:
             raise InvalidArgument("client_key is required", "client_key")
@@ -181,15 +191,17 @@ class AuthState:
         return self._issue(
             now,
             {"clientId": credential.id, "clientKey": credential.key, "status": 1},
+            signing_key,
         )
 
-    def verify(self, now: float, token: str) -> dict[str, Any]:
+    def verify(self, now: float, token: str, signing_key: str | None = None) -> dict[str, Any]:
         """Check a presented token; return its claims or raise ``Unauthenticated``."""
         if not token:
             raise Unauthenticated("missing token")
+        key = signing_key or self.signing_key
         verified = self._verified.get(token)
-        if verified is None:
-            verified = self._decode(token)
+        if verified is None or verified.key != key:
+            verified = self._decode(token, key)
             if len(self._verified) >= _CACHE_LIMIT:
                 self._verified.clear()
             self._verified[token] = verified
@@ -201,7 +213,7 @@ class AuthState:
             raise Unauthenticated("token revoked")
         return verified.claims
 
-    def _decode(self, token: str) -> _Verified:
+    def _decode(self, token: str, key: str) -> _Verified:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -210,26 +222,24 @@ class AuthState:
         if algorithm not in HMAC_ALGORITHMS:
             raise Unauthenticated("token algorithm is not HMAC")
         try:
-            claims = jwt.decode(
-                token, self.signing_key, algorithms=[algorithm], options=_DECODE_OPTIONS
-            )
+            claims = jwt.decode(token, key, algorithms=[algorithm], options=_DECODE_OPTIONS)
         except jwt.InvalidTokenError:
             raise Unauthenticated("invalid token signature or encoding") from None
         exp = _numeric(claims, "exp")
         if exp is None:
             raise Unauthenticated("token has no exp claim")
-        return _Verified(claims=claims, exp=exp, nbf=_numeric(claims, "nbf"))
+        return _Verified(claims=claims, exp=exp, nbf=_numeric(claims, "nbf"), key=key)
 
-    def renew(self, now: float, token: str) -> IssuedToken:
+    def renew(self, now: float, token: str, signing_key: str | None = None) -> IssuedToken:
         """RenewToken: a new token with a full lifetime, claims copied."""
         self.renewals += 1
-        claims = self.verify(now, token)
+        claims = self.verify(now, token, signing_key)
         credential = self._credential_by_id(claims.get("clientId"))
         if credential is None:
             raise Unauthenticated("client credential no longer exists")
         if not credential.usable(now):
             raise PermissionDenied("client credential is disabled or expired")
-        return self._issue(now, claims)
+        return self._issue(now, claims, signing_key)
 
     def _credential_by_id(self, client_id: Any) -> Credential | None:
         for credential in self.credentials.values():
