@@ -282,9 +282,9 @@ class FakeControls:
         return [FaultHandle(rule, self._faults) for rule in self._faults.rules()]
 
     def clear_faults(self) -> None:
-        """Remove every fault rule and stream control."""
+        """Remove every fault rule and stream control (``answer_zero`` included)."""
         self._faults.clear()
-        self._streams.clear_controls()
+        self.clear_stream_controls()
 
     # --- heartbeat streams --------------------------------------------------
 

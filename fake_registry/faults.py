@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fake_registry.errors import InvalidArgument
@@ -51,8 +51,10 @@ FAULT_CODES = frozenset(
 )
 
 
-def check_code(code: str, field_name: str = "code") -> str:
-    """Normalise a status code name (``"unavailable"`` -> ``"UNAVAILABLE"``)."""
+def check_code(code: Any, field_name: str = "code") -> str:
+    """Normalise a status code (``"unavailable"`` or ``grpc.StatusCode.UNAVAILABLE``
+    -> ``"UNAVAILABLE"``)."""
+    code = getattr(code, "name", code)
     name = code.upper() if isinstance(code, str) else ""
     if name not in FAULT_CODES:
         raise InvalidArgument(
@@ -176,18 +178,21 @@ class FaultSet:
             raise InvalidArgument(
                 f"probability must be in (0, 1] (got {probability!r})", "probability"
             )
+        normalised: list[Action] = []
         for action in actions:
             seconds = action.seconds if isinstance(action, Delay) else 0.0
             if isinstance(action, Abort):
-                check_code(action.code)
+                # Abort("unavailable") would otherwise fail only when it fires.
+                action = replace(action, code=check_code(action.code))
                 seconds = action.delay
             if not seconds >= 0:
                 raise InvalidArgument(f"delay seconds must be >= 0 (got {seconds!r})", "delay")
+            normalised.append(action)
         with self._lock:
             rule = FaultRule(
                 id=self._next_id,
                 method=method,
-                actions=tuple(actions),
+                actions=tuple(normalised),
                 times=times,
                 metadata=dict(metadata or {}),
                 probability=probability,

@@ -189,11 +189,14 @@ class CallPipeline(aio.ServerInterceptor):
             return sleep_until_on_clock(self._clock, self._clock.monotonic() + seconds)
         return asyncio.sleep(seconds)
 
-    def _journaling(self, context: Context, call: Call | None) -> Context:
-        """``context``, with aborts journaled before their status goes out."""
-        if call is None:
+    def _journaling(
+        self, context: Context, call: Call | None, stream: LiveStream | None = None
+    ) -> Context:
+        """``context``, with aborts journaled (and ``stream`` unlisted) before
+        their status goes out."""
+        if call is None and stream is None:
             return context
-        journaling: Any = _JournalingContext(context, call, self._journal)
+        journaling: Any = _JournalingContext(context, call, self._journal, self._streams, stream)
         return cast("Context", journaling)
 
     async def _fail_internal(self, context: Context, exc: Exception) -> None:
@@ -333,10 +336,10 @@ class CallPipeline(aio.ServerInterceptor):
             metadata: Metadata = tuple(context.invocation_metadata() or ())
             call = self._begin(method, metadata, context.peer(), True)
             reset = current_call.set(call)
-            context = self._journaling(context, call)
             stream = self._streams.open(
                 method, self._clock.time(), asyncio.get_running_loop(), call
             )
+            context = self._journaling(context, call, stream)
             try:
                 await self._admit(method, metadata, context, call)
                 answers = inner(self._incoming(requests, context, call, stream), context)
@@ -389,11 +392,11 @@ class CallPipeline(aio.ServerInterceptor):
                     await self._hold_answer(stream, context, call)
                 if isinstance(item, Message):
                     self._journal.frame(call, "out", item)
-                yield item
                 if stream is not None:
-                    stream.frames_out += 1
-                    if self._should_end(stream, call):
-                        return
+                    stream.frames_out += 1  # counted before the client can read it
+                yield item
+                if stream is not None and self._should_end(stream, call):
+                    return
         except (aio.AbortError, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -455,19 +458,33 @@ class _JournalingContext:
 
     grpc sends an abort's status before ``abort`` raises, so without this a
     client could see the status while the journal still shows the call in
-    flight (and ``assert_called`` right after the RPC would miss it).
+    flight (and ``assert_called`` right after the RPC would miss it), or while
+    ``streams()`` still lists a stream it just saw killed.
     """
 
-    __slots__ = ("_call", "_context", "_journal")
+    __slots__ = ("_call", "_context", "_journal", "_stream", "_streams")
 
-    def __init__(self, context: Context, call: Call, journal: Journal) -> None:
+    def __init__(
+        self,
+        context: Context,
+        call: Call | None,
+        journal: Journal,
+        streams: StreamRegistry,
+        stream: LiveStream | None,
+    ) -> None:
         self._context = context
         self._call = call
         self._journal = journal
+        self._streams = streams
+        self._stream = stream
 
-    async def abort(self, code: grpc.StatusCode, details: str = "", *args: Any) -> None:
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", *args: Any, **kwargs: Any
+    ) -> None:
         self._journal.end(self._call, code.name, details)
-        await self._context.abort(code, details, *args)
+        if self._stream is not None:
+            self._streams.close(self._stream)
+        await self._context.abort(code, details, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)

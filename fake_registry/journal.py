@@ -402,6 +402,9 @@ def _mismatches(
     for name, expected in (request or {}).items():
         actual = getattr(call.request, name, None) if call.request is not None else None
         if actual != expected:
-            shown = "<redacted>" if name in _SECRET_FIELDS else repr(actual)
-            reasons.append(f"request.{name}={shown} != {expected!r}")
+            secret = name in _SECRET_FIELDS  # the expected value is a secret too
+            shown, wanted = (
+                ("<redacted>", "<redacted>") if secret else (repr(actual), repr(expected))
+            )
+            reasons.append(f"request.{name}={shown} != {wanted}")
     return reasons

@@ -15,7 +15,7 @@ from typing import Any
 
 from fake_registry.clock import Clock
 
-__all__ = ["sleep_on_clock"]
+__all__ = ["sleep_on_clock", "sleep_until_on_clock"]
 
 # Upper bound between re-checks, so a clock without listeners is still noticed.
 _RECHECK = 0.5
@@ -23,7 +23,16 @@ _RECHECK = 0.5
 
 async def sleep_on_clock(clock: Clock, seconds: float) -> None:
     """Wait until ``clock.monotonic()`` has advanced by ``seconds``."""
-    deadline = clock.monotonic() + seconds
+    await sleep_until_on_clock(clock, clock.monotonic() + seconds)
+
+
+async def sleep_until_on_clock(clock: Clock, deadline: float) -> None:
+    """Wait until ``clock.monotonic()`` reaches ``deadline``.
+
+    Fixing the deadline before the coroutine first runs lets a caller announce
+    the wait (journal it) only once its end is set, so a test that sees the
+    announcement and then moves the clock always releases it.
+    """
     if deadline <= clock.monotonic():
         return
     loop = asyncio.get_running_loop()

@@ -173,14 +173,8 @@ class RegistryState:
         rows = self.instances_by_service.get(service_id)
         if not rows:
             return ()
-        ts = int(now)
-        online = [
-            r
-            for r in rows.values()
-            if not r.deleted
-            and ts <= r.last_heartbeat_at + r.ttl_seconds
-            and (not env or r.env == env)
-        ]
+        # is_online also shows a quirk-hidden row while its lease lasts (3.10-1).
+        online = [r for r in rows.values() if r.is_online(now) and (not env or r.env == env)]
         online.sort(key=lambda r: r.id, reverse=True)  # the database path's order
         return tuple(online)
 
@@ -265,6 +259,9 @@ class RegistryState:
         rows = self.instances_by_service.get(service_id)
         record = rows.get(instance_key) if rows else None
         if rows is None or record is None or record.deleted:
+            if rows is not None and record is not None and record.ghost_until:
+                # A quirk-hidden row: deregistering still removes its lease.
+                rows[instance_key] = replace(record, ghost_until=0, updated_at=int(now))
             return False
         rows[instance_key] = replace(record, deleted=True, updated_at=int(now))
         return True

@@ -40,6 +40,10 @@ class World:
         """Return to the initial state: data, credentials, token TTL, counters."""
         registry, auth = self._initial
         with self.lock:
+            issued = self.auth.issued
             self.registry = registry.copy()
             self.auth = auth.copy()
+            # Tokens handed out before the reset still verify under the
+            # restored key: expire_tokens() must still reach them.
+            self.auth.issued.update(issued)
             self.auth_enabled = True
