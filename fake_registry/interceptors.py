@@ -438,8 +438,10 @@ class CallPipeline(aio.ServerInterceptor):
         for control in self._streams.controls_for(stream):
             if control.withhold:
                 self._journal.fault(call, "stream_control", control.describe())
-                forever = asyncio.ensure_future(asyncio.Event().wait())
-                await self._race(forever, stream, context)
+                while control in self._streams.controls_for(stream):  # until cleared
+                    stream.controls_changed.clear()
+                    changed = asyncio.ensure_future(stream.controls_changed.wait())
+                    await self._race(changed, stream, context)
             elif control.delay > 0:
                 pause = asyncio.ensure_future(self._pause(control.delay, control.delay_virtual))
                 self._journal.fault(call, "stream_control", control.describe())

@@ -49,9 +49,12 @@ class LiveStream:
     frames_out: int = 0
     #: Resolved with ``(code, details)`` to kill the stream.
     killed: asyncio.Future[tuple[str, str]] = field(init=False)
+    #: Set when the controls are cleared, so a withheld stream re-checks them.
+    controls_changed: asyncio.Event = field(init=False)
 
     def __post_init__(self) -> None:
         self.killed = self.loop.create_future()
+        self.controls_changed = asyncio.Event()
 
     def saw(self, instance_key: str) -> None:
         if instance_key and instance_key not in self.instance_keys:
@@ -135,6 +138,9 @@ class StreamRegistry:
     def clear_controls(self) -> None:
         with self._lock:
             self._controls.clear()
+            streams = list(self._streams.values())
+        for stream in streams:  # release streams that are withholding answers
+            stream.loop.call_soon_threadsafe(stream.controls_changed.set)
 
     def controls(self) -> list[StreamControl]:
         with self._lock:

@@ -8,6 +8,7 @@ from typing import Any
 from grpc import aio
 
 from fake_registry.clock import Clock
+from fake_registry.errors import Internal
 from fake_registry.interceptors import current_call
 from fake_registry.journal import Journal
 from fake_registry.servicers.convert import service_pb, view_pb
@@ -100,12 +101,19 @@ class RegistryServicer(GuardedServicer, pb_grpc.RegistryServiceServicer):
         self, request: pb.EnsureServiceRequest, context: Context
     ) -> pb.EnsureServiceResponse:
         with self._world.lock:
-            service, created = self._world.registry.ensure_service(
-                self._clock.time(),
-                request.project,
-                request.name,
-                owner=request.owner,
-                description=request.description,
-                spec_json=request.spec_json,
-            )
+            registry = self._world.registry
+            races_before = registry.ensure_race_failures
+            try:
+                service, created = registry.ensure_service(
+                    self._clock.time(),
+                    request.project,
+                    request.name,
+                    owner=request.owner,
+                    description=request.description,
+                    spec_json=request.spec_json,
+                )
+            except Internal:
+                if registry.ensure_race_failures < races_before and self._journal is not None:
+                    self._journal.fault(current_call.get(), "ensure_service_race", "abort INTERNAL")
+                raise
         return pb.EnsureServiceResponse(service=service_pb(service), created=created)

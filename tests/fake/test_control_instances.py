@@ -304,7 +304,10 @@ def test_ensure_service_race_fails_creating_calls_with_internal_after_creating(
     assert third.created
     assert [s.name for s in fake.services()] == ["cart", "orders", "billing", "payments"]
     fake.wait_for("EnsureService", count=6)
-    fake.assert_called("EnsureService", code="INTERNAL", times=2)
+    losers = fake.assert_called("EnsureService", code="INTERNAL", times=2)
+    # The injected race is journaled beside the calls it touched, and only there.
+    assert [[e.rule for e in c.faults] for c in losers] == [["ensure_service_race"]] * 2
+    assert [e.call_seq for e in fake.journal.events()] == [c.seq for c in losers]
 
 
 def test_fail_ensure_service_race_rejects_negative_counts(fake: FakeRegistry) -> None:

@@ -385,6 +385,22 @@ def test_withhold_answers_keeps_the_stream_open_and_silent(
     assert rpc_error(silent).code() == grpc.StatusCode.UNAVAILABLE
 
 
+def test_clearing_stream_controls_releases_a_withheld_stream(
+    fake: FakeRegistry,
+    open_heartbeat: OpenHeartbeat,
+    md: Metadata,
+    service_id: int,
+) -> None:
+    seed(fake, service_id, "a")
+    session = open_heartbeat(md)
+    fake.withhold_answers("a")
+    session.send(service_id, "a")
+    fake.wait_for(lambda c: any(e.action == "withhold answers" for e in c.faults))
+    fake.clear_stream_controls()
+    assert session.read() > 0  # the held answer goes out once the control is gone
+    assert session.beat(service_id, "a") > 0
+
+
 def test_clear_faults_drops_stream_controls(
     fake: FakeRegistry, open_heartbeat: OpenHeartbeat, md: Metadata, service_id: int
 ) -> None:
