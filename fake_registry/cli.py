@@ -4,30 +4,37 @@ Output contract (docs/standalone.md): the first stdout line is
 ``listening on HOST:PORT``, written and flushed only once the server answers
 calls; informative lines follow. SIGINT and SIGTERM stop the server and exit
 with 0. Every error is one line on stderr, ``fake-registry: error: ...``, with
-exit code 2 for a bad command line or seed file and 1 when the server cannot
-listen. Client secrets given on the command line are never printed.
+exit code 2 for a bad command line, seed or TLS file and 1 when the server
+cannot listen. Client secrets and the control token are never printed.
 
-Commands: ``serve`` (the default when no command is given). The parser is a
-subcommand parser so later commands (``ctl``) slot in beside ``serve``.
+Commands: ``serve`` (the default when no command is given) and ``ctl``
+(:mod:`fake_registry.ctl`: drive a running fake through its control service).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
 import logging
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from fake_registry.clock import OffsetClock
 from fake_registry.fake import DEFAULT_CLIENTS, FakeRegistry
 from fake_registry.seed import SeedError, ServiceSeed, apply_seed, fake_services, load_seed
 from fake_registry.state.auth import DEFAULT_TOKEN_TTL
+
+if TYPE_CHECKING:
+    from fake_registry.tls import TlsMaterial
 
 __all__ = ["build_parser", "main"]
 
@@ -35,6 +42,8 @@ PROG = "fake-registry"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: Seconds open calls (heartbeat streams) get to finish when the server stops.
 STOP_GRACE = 0.5
+#: Environment variable holding the control token (``serve`` and ``ctl``).
+TOKEN_ENV = "FAKE_REGISTRY_CONTROL_TOKEN"  # noqa: S105 - a variable name
 
 log = logging.getLogger("fake_registry.cli")
 
@@ -47,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
     """Reports errors by raising :class:`UsageError` instead of printing usage."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see {PROG} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 # --- argument types: messages never echo the value (it may hold a secret) ---
@@ -84,62 +93,45 @@ def _add_serve_arguments(parser: argparse.ArgumentParser, *, defaults: bool) -> 
     # The same options exist at top level (serve is the default command) and
     # under `serve`. The subcommand's copies default to SUPPRESS so they do not
     # overwrite values given before the command name.
-    def default(value: object) -> object:
-        return value if defaults else argparse.SUPPRESS
+    def add(flag: str, default: object, help: str, **options: Any) -> None:
+        value = default if defaults else argparse.SUPPRESS
+        parser.add_argument(flag, default=value, help=help, **options)
 
-    parser.add_argument(
-        "--host", default=default("127.0.0.1"), help="interface to bind (default: 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port",
-        type=_int_in(0, 65535, "a port in 0..65535"),
-        default=default(0),
-        help="port to bind; 0 (the default) picks a free one",
-    )
-    parser.add_argument(
+    add("--host", "127.0.0.1", "interface to bind (default: 127.0.0.1)")
+    port = _int_in(0, 65535, "a port in 0..65535")
+    add("--port", 0, "port to bind; 0 (the default) picks a free one", type=port)
+    add(
         "--client",
+        None,
+        "accept this credential (repeatable); without any, the fake accepts demo-key:demo-secret",
         dest="clients",
         metavar="KEY:SECRET",
         type=_client,
         action="append",
-        default=default(None),
-        help="accept this credential (repeatable); "
-        "without any, the fake accepts demo-key:demo-secret",
     )
-    parser.add_argument(
-        "--token-ttl",
-        metavar="SECONDS",
-        type=_int_in(1, None, "a positive integer"),
-        default=default(DEFAULT_TOKEN_TTL),
-        help=f"token lifetime in seconds (default: {DEFAULT_TOKEN_TTL})",
-    )
-    parser.add_argument(
-        "--seed",
-        metavar="FILE",
-        default=default(None),
-        help="preload services and instances from a .toml or .json seed file",
-    )
-    parser.add_argument(
-        "--fake-services",
-        metavar="N",
-        type=_int_in(0, None, "a non-negative integer"),
-        default=default(0),
-        help="also preload N realistic services generated with faker",
-    )
-    parser.add_argument(
-        "--faker-seed",
-        metavar="S",
-        type=_int_in(-(2**63), None, "an integer"),
-        default=default(None),
-        help="seed for --fake-services: the same seed gives the same data (default: 0)",
-    )
-    parser.add_argument(
-        "--log-level",
-        type=_log_level,
-        default=default("WARNING"),
-        metavar="LEVEL",
-        help=f"logging to stderr: {', '.join(LOG_LEVELS)} (default: WARNING)",
-    )
+    ttl_help = f"token lifetime in seconds (default: {DEFAULT_TOKEN_TTL})"
+    positive = _int_in(1, None, "a positive integer")
+    add("--token-ttl", DEFAULT_TOKEN_TTL, ttl_help, metavar="SECONDS", type=positive)
+    seed_help = "preload services and instances from a .toml or .json seed file"
+    add("--seed", None, seed_help, metavar="FILE")
+    count = _int_in(0, None, "a non-negative integer")
+    fake_help = "also preload N realistic services generated with faker"
+    add("--fake-services", 0, fake_help, metavar="N", type=count)
+    faker_help = "seed for --fake-services: the same seed gives the same data (default: 0)"
+    add("--faker-seed", None, faker_help, metavar="S", type=_int_in(-(2**63), None, "an integer"))
+    log_help = f"logging to stderr: {', '.join(LOG_LEVELS)} (default: WARNING)"
+    add("--log-level", "WARNING", log_help, metavar="LEVEL", type=_log_level)
+    flag = {"action": "store_true"}
+    add("--tls", False, "serve TLS with a generated CA and server certificate", **flag)
+    ca_help = "with --tls: write the CA bundle here (default: a temporary file); printed"
+    add("--tls-ca-out", None, ca_help, metavar="FILE")
+    add("--tls-cert", None, "serve TLS with this certificate (chain)", metavar="FILE")
+    add("--tls-key", None, "the private key of --tls-cert", metavar="FILE")
+    token_help = f"control service calls must carry this token (default: ${TOKEN_ENV})"
+    token = os.environ.get(TOKEN_ENV) or None
+    add("--control-token", token, token_help, metavar="TOKEN")
+    remote_help = "allow a non-loopback --host: whoever reaches it controls the fake"
+    add("--allow-remote", False, remote_help, **flag)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_serve_arguments(serve_parser, defaults=False)
     serve_parser.set_defaults(handler=serve)
+    from fake_registry.ctl import add_ctl_command  # ctl imports this module
+
+    add_ctl_command(commands)
     return parser
 
 
@@ -234,6 +229,74 @@ def _bind_problem(host: str, port: int) -> str | None:
             else:
                 return None
     return f"cannot listen on {_grpc_host(bare)}:{port}: {errors[0] if errors else 'no address'}"
+
+
+def _check_local(host: str) -> None:
+    """Refuse a --host other machines can reach: anyone reaching it controls the fake."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, 0, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return  # _bind_problem reports it
+    for *_, address in infos:
+        ip = ipaddress.ip_address(address[0])
+        ip = getattr(ip, "ipv4_mapped", None) or ip
+        if not ip.is_loopback:
+            shown = host or "''"
+            raise UsageError(
+                f"--host {shown} is not a loopback address: other machines could reach the "
+                "fake and its control service; pass --allow-remote to serve anyway"
+            )
+
+
+def _tls(args: argparse.Namespace) -> TlsMaterial | None:
+    """The certificates to serve: generated (--tls), loaded and checked, or none."""
+    if args.tls and (args.tls_cert or args.tls_key):
+        raise UsageError("give --tls (generate) or --tls-cert/--tls-key (load), not both")
+    if args.tls_ca_out and not args.tls:
+        raise UsageError("--tls-ca-out needs --tls")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    from fake_registry import tls  # cryptography loads only when used
+
+    if args.tls:  # valid for the loopback names and --host (unless a wildcard)
+        bare = args.host.strip("[]")
+        with contextlib.suppress(ValueError):
+            bare = "" if ipaddress.ip_address(bare).is_unspecified else bare
+        extra = (bare,) if bare and bare not in tls.DEFAULT_HOSTS else ()
+        return tls.generate_tls((*tls.DEFAULT_HOSTS, *extra))
+    if not args.tls_cert:
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        material = tls.load_tls(args.tls_cert, args.tls_key)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        cert = x509.load_pem_x509_certificates(material.cert_pem)[0]
+    except ValueError:
+        raise UsageError(f"TLS cert file {args.tls_cert} holds no valid certificate") from None
+    try:
+        key = serialization.load_pem_private_key(material.key_pem, password=None)
+    except (TypeError, ValueError):
+        raise UsageError(f"TLS key file {args.tls_key}: not an unencrypted private key") from None
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
+        raise UsageError(f"TLS key file {args.tls_key} does not match {args.tls_cert}")
+    return material
+
+
+def _write_ca(material: TlsMaterial, path: str | None, cleanup: contextlib.ExitStack) -> str:
+    """Write the CA bundle clients trust to ``path``, or a temporary file removed at exit."""
+    try:
+        if path is None:
+            handle, path = tempfile.mkstemp(prefix="fake-registry-ca-", suffix=".pem")
+            os.close(handle)
+            cleanup.callback(Path(path).unlink, missing_ok=True)
+        return str(material.write_ca(path))
+    except OSError as exc:
+        raise UsageError(f"--tls-ca-out {path}: cannot write: {exc.strerror}") from None
 
 
 # (what to call it in the output, what to prefix its errors with, the services)
@@ -318,9 +381,12 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("fake_registry").setLevel(level)
-    with _StopSignals() as stop:
+    with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
         clients = _clients(args)
         sources = _seed_data(args)
+        if not args.allow_remote:
+            _check_local(args.host)
+        tls = _tls(args)
         host = _grpc_host(args.host)
         problem = _bind_problem(host, args.port)
         if problem:
@@ -331,6 +397,8 @@ def serve(args: argparse.Namespace) -> int:
             clock=OffsetClock(),
             host=host,
             port=args.port,
+            control_token=args.control_token or None,
+            tls=tls,
         )
         counts = []
         for label, prefix, services in sources:
@@ -338,12 +406,19 @@ def serve(args: argparse.Namespace) -> int:
                 counts.append((label, apply_seed(fake, services)))
             except SeedError as exc:
                 raise UsageError(f"{prefix}: {exc}") from None
+        ca_file = _write_ca(tls, args.tls_ca_out, cleanup) if args.tls and tls else None
         try:
             fake.start()
         except (OSError, RuntimeError) as exc:
             return _fail(f"cannot listen on {host}:{args.port}: {exc}", 1)
         try:
             _say(f"listening on {fake.address}")
+            if ca_file:
+                _say(f"tls ca bundle {ca_file}")
+            elif tls:
+                _say(f"tls certificate {args.tls_cert}")
+            if args.control_token:
+                _say("control token required")
             if clients is None:
                 for key, secret in DEFAULT_CLIENTS.items():
                     _say(f"client {key} (the default; secret: {secret})")

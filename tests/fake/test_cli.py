@@ -1,24 +1,20 @@
 """The standalone fake as a real process: ``python -m fake_registry ...``.
 
 Every wait is bounded: the first stdout line is read by a thread and fetched
-with a timeout, and exits are awaited with ``Popen.wait(timeout)``. Calls go
-through the generated stubs over loopback.
+with a timeout (``Standalone`` and the ``standalone`` fixture, in conftest.py),
+and exits are awaited with ``Popen.wait(timeout)``. Calls go through the
+generated stubs over loopback.
 """
 
 from __future__ import annotations
 
-import queue
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -26,12 +22,13 @@ import pytest
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from protos.user.v1 import user_pb2, user_pb2_grpc
 
+if TYPE_CHECKING:
+    from tests.fake.conftest import Exited, Standalone
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0  # generous: a loaded CI machine; a start normally takes ~0.3 s
-EXIT_TIMEOUT = 10.0
-LISTENING = re.compile(r"listening on (127\.0\.0\.1:\d+)")
 
 SEED = {
     "toml": """
@@ -61,94 +58,6 @@ name = "payments"
   {"project": "shop", "name": "payments"}
 ]}""",
 }
-
-
-@dataclass(frozen=True)
-class Exited:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def _collect(stream: IO[str], lines: queue.SimpleQueue[str | None], into: list[str]) -> None:
-    with stream:
-        for line in stream:
-            into.append(line)
-            lines.put(line)
-    lines.put(None)  # EOF
-
-
-class Standalone:
-    """One ``python -m fake_registry`` process with its output read by threads."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "fake_registry", *args],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        assert self.proc.stderr is not None
-        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self._out: list[str] = []
-        self._err: list[str] = []
-        self._threads = [
-            threading.Thread(target=_collect, args=(self.proc.stdout, self._lines, self._out)),
-            threading.Thread(
-                target=_collect, args=(self.proc.stderr, queue.SimpleQueue(), self._err)
-            ),
-        ]
-        for thread in self._threads:
-            thread.daemon = True
-            thread.start()
-
-    def first_line(self) -> str:
-        try:
-            line = self._lines.get(timeout=START_TIMEOUT)
-        except queue.Empty:
-            pytest.fail(f"no stdout line within {START_TIMEOUT} s")
-        if line is None:
-            exited = self.wait()
-            pytest.fail(f"exited with {exited.code} before any output: {exited.stderr}")
-        return line.rstrip("\n")
-
-    def address(self) -> str:
-        line = self.first_line()
-        match = LISTENING.fullmatch(line)
-        assert match, f"unexpected first line {line!r}"
-        return match.group(1)
-
-    def wait(self) -> Exited:
-        code = self.proc.wait(EXIT_TIMEOUT)
-        for thread in self._threads:
-            thread.join(EXIT_TIMEOUT)
-        return Exited(code, "".join(self._out), "".join(self._err))
-
-    def stop(self, sig: signal.Signals) -> Exited:
-        self.proc.send_signal(sig)
-        return self.wait()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.wait()
-
-
-@pytest.fixture
-def standalone() -> Iterator[type[Standalone]]:
-    """Start processes with ``standalone(*args)``; any left running are killed."""
-    started: list[Standalone] = []
-
-    class Tracked(Standalone):
-        def __init__(self, *args: str) -> None:
-            super().__init__(*args)
-            started.append(self)
-
-    yield Tracked
-    for proc in started:
-        proc.kill()
 
 
 def authenticate(address: str, key: str, secret: str) -> user_pb2.AuthenticateClientResponse:
