@@ -234,13 +234,13 @@ class CallPipeline(aio.ServerInterceptor):
         kind = (handler.request_streaming, handler.response_streaming)
         behavior: Any
         if kind == (False, False):
-            behavior = self._unary_unary(method, handler.unary_unary)
+            behavior = self._unary_response(method, handler.unary_unary, False)
             factory: Any = grpc.unary_unary_rpc_method_handler
         elif kind == (False, True):
             behavior = self._unary_stream(method, handler.unary_stream)
             factory = grpc.unary_stream_rpc_method_handler
         elif kind == (True, False):
-            behavior = self._stream_unary(method, handler.stream_unary)
+            behavior = self._unary_response(method, handler.stream_unary, True)
             factory = grpc.stream_unary_rpc_method_handler
         else:
             behavior = self._stream_stream(method, handler.stream_stream)
@@ -250,19 +250,22 @@ class CallPipeline(aio.ServerInterceptor):
         )
         return wrapped
 
-    def _unary_unary(self, method: str, inner: Any) -> Any:
+    def _unary_response(self, method: str, inner: Any, client_streaming: bool) -> Any:
+        """Behaviour for unary-unary and stream-unary methods (one response)."""
+
         async def behavior(request: Any, context: Context) -> Any:
             metadata: Metadata = tuple(context.invocation_metadata() or ())
-            malformed = isinstance(request, _Malformed)
-            call = self._begin(
-                method, metadata, context.peer(), False, None if malformed else request
-            )
+            malformed = not client_streaming and isinstance(request, _Malformed)
+            journaled = None if client_streaming or malformed else request
+            call = self._begin(method, metadata, context.peer(), client_streaming, journaled)
             reset = current_call.set(call)
             context = self._journaling(context, call)
             try:
                 if malformed:
                     await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
                 await self._admit(method, metadata, context, call)
+                if client_streaming:
+                    request = self._incoming(request, context, call, None)
                 try:
                     response = await inner(request, context)
                 except (aio.AbortError, asyncio.CancelledError):
@@ -303,31 +306,6 @@ class CallPipeline(aio.ServerInterceptor):
             finally:
                 current_call.reset(reset)
             self._finish(call, context, None)
-
-        return behavior
-
-    def _stream_unary(self, method: str, inner: Any) -> Any:
-        async def behavior(requests: AsyncIterator[Any], context: Context) -> Any:
-            metadata: Metadata = tuple(context.invocation_metadata() or ())
-            call = self._begin(method, metadata, context.peer(), True)
-            reset = current_call.set(call)
-            context = self._journaling(context, call)
-            try:
-                await self._admit(method, metadata, context, call)
-                try:
-                    response = await inner(self._incoming(requests, context, call, None), context)
-                except (aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:
-                    await self._fail_internal(context, exc)
-            except BaseException as exc:
-                self._finish(call, context, exc)
-                raise
-            finally:
-                current_call.reset(reset)
-            if call is not None:
-                self._journal.end(call, "OK", response=response)
-            return response
 
         return behavior
 
