@@ -153,6 +153,7 @@ class FakeRegistry(FakeControls):
         if not self._started_once:
             self._world.mark_initial()
             self._started_once = True
+        self._pipeline.rearm()
         self._server.start()
         return self
 
@@ -161,6 +162,8 @@ class FakeRegistry(FakeControls):
 
         The state is kept, and :meth:`start` serves it again on the same port.
         """
+        if self._server.running:
+            self._server.run(self._pipeline.release_held_calls())
         self._server.stop(grace)
 
     def add_node(

@@ -100,6 +100,7 @@ class CallPipeline(aio.ServerInterceptor):
         self._streams = streams
         self._errors = errors
         self._signing_key = signing_key  # a node with its own secret; None = shared
+        self._stopping: asyncio.Event | None = None  # set when the server stops
         self._exempt_cache: dict[str, bool] = {}
         self._exempt: tuple[str, ...] = ()
         self.exempt = tuple(exempt)
@@ -168,12 +169,12 @@ class CallPipeline(aio.ServerInterceptor):
             # event and then advances the clock always releases the call.
             self._journal.fault(call, rule.name, action.describe())
             if pause is not None:
-                await pause
+                await self._held(pause, context)
             if isinstance(action, Abort):
                 await context.abort(grpc.StatusCode[action.code], action.details)
             elif not isinstance(action, Delay):
                 # Drop: never answer; the client's deadline (or cancel) ends the call
-                await asyncio.Event().wait()
+                await self._held(asyncio.Event().wait(), context)
         if not self._world.auth_enabled or self.is_exempt(method):
             return
         token = lenient_token(metadata)
@@ -182,6 +183,37 @@ class CallPipeline(aio.ServerInterceptor):
                 self._world.auth.verify(self._clock.time(), token, self._signing_key)
         except FakeRegistryError as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+
+    async def _held(self, wait: Coroutine[Any, Any, Any], context: Context) -> None:
+        """Run ``wait``, unless the fake stops first: then the call ends UNAVAILABLE.
+
+        A call held by a fault must not outlive its server: it would be left
+        pending on a closed loop, its journal entry forever in flight.
+        """
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        waiter = asyncio.ensure_future(wait)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({waiter, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not waiter.done():
+                await _cancel(waiter)
+        if waiter.cancelled():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the fake is shutting down")
+        waiter.result()  # re-raise what the wait raised, if anything
+
+    async def release_held_calls(self) -> None:
+        """End every call held by a delay or drop fault (run on the server loop)."""
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        self._stopping.set()
+        await asyncio.sleep(0)  # let the held calls see it
+
+    def rearm(self) -> None:
+        """Forget a previous stop, before the server starts (on a new loop)."""
+        self._stopping = None
 
     def _pause(self, seconds: float, virtual: bool) -> Coroutine[Any, Any, None]:
         """A wait that starts now: a virtual one's end is fixed on the clock at once."""
@@ -276,7 +308,7 @@ class CallPipeline(aio.ServerInterceptor):
                 self._finish(call, context, exc)
                 raise
             finally:
-                current_call.reset(reset)
+                _reset_current_call(reset)
             if call is not None:
                 self._journal.end(call, "OK", response=response)
             return response
@@ -304,7 +336,7 @@ class CallPipeline(aio.ServerInterceptor):
                 self._finish(call, context, exc)
                 raise
             finally:
-                current_call.reset(reset)
+                _reset_current_call(reset)
             self._finish(call, context, None)
 
         return behavior
@@ -328,7 +360,7 @@ class CallPipeline(aio.ServerInterceptor):
                 raise
             finally:
                 self._streams.close(stream)
-                current_call.reset(reset)
+                _reset_current_call(reset)
             self._finish(call, context, None)
 
         return behavior
@@ -468,6 +500,12 @@ class _JournalingContext:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
+
+
+def _reset_current_call(token: contextvars.Token[Call | None]) -> None:
+    # A handler closed during shutdown runs its finally block in another context.
+    with contextlib.suppress(ValueError):
+        current_call.reset(token)
 
 
 async def _cancel(step: asyncio.Future[Any]) -> None:

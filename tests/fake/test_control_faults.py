@@ -434,3 +434,20 @@ def test_handles_describe_their_rule(fake: FakeRegistry) -> None:
         f"FaultHandle(fault#{handle.id} ListServices: abort UNAVAILABLE (2 time(s), hits=0))"
     )
     assert [f.id for f in fake.faults()] == [handle.id]
+
+
+def test_stopping_the_fake_ends_a_call_held_by_a_virtual_delay(
+    fake: FakeRegistry, auth_stub: AuthStub
+) -> None:
+    fake.add_fault("AuthenticateClient", delay=30)
+    held = auth_stub.AuthenticateClient.future(
+        user_pb2.AuthenticateClientRequest(client_key=CLIENT_KEY, client_secret=CLIENT_SECRET),
+        timeout=5,
+    )
+    fake.wait_for(lambda c: bool(c.faults))
+    fake.stop()
+    (call,) = fake.calls("AuthenticateClient")
+    assert (call.code, call.details) == ("UNAVAILABLE", "the fake is shutting down")
+    with pytest.raises(grpc.RpcError) as ended:
+        held.result()
+    assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
