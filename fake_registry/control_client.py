@@ -14,7 +14,8 @@ Errors come back as :class:`grpc.RpcError` with the fake's status code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -282,6 +283,11 @@ class ControlClient:
 
     def fail_ensure_service_race(self, times: int = 1) -> None:
         self._call("FailEnsureServiceRace", pb.FailEnsureServiceRaceRequest(times=times))
+
+    def seed(self, services: Sequence[Mapping[str, Any]], *, mark_initial: bool = False) -> int:
+        """Preload services and instances (seed-file schema); returns the instance count."""
+        request = pb.SeedRequest(json=json.dumps(list(services)), mark_initial=mark_initial)
+        return int(self._call("Seed", request).instances)
 
     def reset(self) -> None:
         self._call("Reset", EMPTY)

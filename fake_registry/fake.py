@@ -13,6 +13,7 @@ from grpc import aio
 
 from fake_registry.clock import Clock, OffsetClock
 from fake_registry.control import FakeControls
+from fake_registry.errors import InvalidArgument
 from fake_registry.faults import FaultSet
 from fake_registry.interceptors import DEFAULT_EXEMPT_METHODS, CallPipeline
 from fake_registry.journal import Journal
@@ -320,6 +321,28 @@ class FakeRegistry(FakeControls):
                 http_port=http_port,
                 grpc_port=grpc_port,
             )
+
+    def seed(self, services: Sequence[Mapping[str, Any]], *, mark_initial: bool = False) -> int:
+        """Create services and register their instances (the seed-file schema).
+
+        Args:
+            services: service mappings as in docs/seed-files.md.
+            mark_initial: make the result the state :meth:`reset` returns to.
+
+        Returns:
+            How many instances were registered.
+
+        Raises:
+            InvalidArgument: the data is invalid; the message names the path
+                of the bad field (``services[1].instances[0].env ...``).
+        """
+        from fake_registry.seed import SeedError, apply_seed
+
+        try:
+            counts = apply_seed(self, services, mark_initial=mark_initial)  # type: ignore[arg-type]
+        except SeedError as exc:
+            raise InvalidArgument(str(exc), "services") from None
+        return counts.instances
 
     def services(self) -> list[ServiceRecord]:
         """Every service definition, by ascending id."""

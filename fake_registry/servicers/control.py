@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import json
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -19,7 +20,7 @@ from google.protobuf.message import Message
 from google.protobuf.text_format import MessageToString
 from grpc import aio
 
-from fake_registry.errors import NotFound, Unauthenticated
+from fake_registry.errors import InvalidArgument, NotFound, Unauthenticated
 from fake_registry.faults import Abort, Action, Delay, Drop
 from fake_registry.journal import Call
 from fake_registry.servicers.convert import instance_pb
@@ -401,6 +402,19 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
         self._authorize(context)
         self._fake.fail_ensure_service_race(request.times)
         return EMPTY
+
+    @guard_unary
+    async def Seed(self, request: pb.SeedRequest, context: Context) -> pb.SeedReply:
+        self._authorize(context)
+        try:
+            document = json.loads(request.json)
+        except ValueError as exc:
+            raise InvalidArgument(f"json is not valid JSON: {exc}", "json") from None
+        services = document.get("services") if isinstance(document, dict) else document
+        if not isinstance(services, list):
+            raise InvalidArgument("json must be a list of services or {services: [...]}", "json")
+        instances = self._fake.seed(services, mark_initial=request.mark_initial)
+        return pb.SeedReply(services=len(services), instances=instances)
 
     @guard_unary
     async def Reset(self, request: pb.Empty, context: Context) -> pb.Empty:

@@ -857,6 +857,52 @@ class FailEnsureServiceRaceRequest(_message.Message):
 Global___FailEnsureServiceRaceRequest: _TypeAlias = FailEnsureServiceRaceRequest  # noqa: Y015
 
 @_typing.final
+class SeedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JSON_FIELD_NUMBER: _builtins.int
+    MARK_INITIAL_FIELD_NUMBER: _builtins.int
+    json: _builtins.str
+    """JSON text: {"services": [...]} or the bare list of services."""
+    mark_initial: _builtins.bool
+    """Make the seeded state the one Reset returns to."""
+    def __init__(
+        self,
+        *,
+        json: _builtins.str = ...,
+        mark_initial: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["json", b"json", "mark_initial", b"mark_initial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeedRequest: _TypeAlias = SeedRequest  # noqa: Y015
+
+@_typing.final
+class SeedReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICES_FIELD_NUMBER: _builtins.int
+    INSTANCES_FIELD_NUMBER: _builtins.int
+    services: _builtins.int
+    instances: _builtins.int
+    def __init__(
+        self,
+        *,
+        services: _builtins.int = ...,
+        instances: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instances", b"instances", "services", b"services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeedReply: _TypeAlias = SeedReply  # noqa: Y015
+
+@_typing.final
 class ListCallsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

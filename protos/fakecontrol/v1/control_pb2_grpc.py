@@ -214,6 +214,11 @@ class FakeControlServiceStub:
                 request_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.FailEnsureServiceRaceRequest.SerializeToString,
                 response_deserializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Seed = channel.unary_unary(
+                '/fakecontrol.v1.FakeControlService/Seed',
+                request_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.SeedRequest.SerializeToString,
+                response_deserializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.SeedReply.FromString,
+                _registered_method=True)
         self.Reset = channel.unary_unary(
                 '/fakecontrol.v1.FakeControlService/Reset',
                 request_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.SerializeToString,
@@ -456,6 +461,13 @@ class FakeControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Seed(self, request, context):
+        """Preload services and instances (the seed-file schema, docs/seed-files.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Reset(self, request, context):
         """Everything back to the initial state (data, clients, faults, journal).
         """
@@ -658,6 +670,11 @@ def add_FakeControlServiceServicer_to_server(servicer, server):
                     servicer.FailEnsureServiceRace,
                     request_deserializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.FailEnsureServiceRaceRequest.FromString,
                     response_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.SerializeToString,
+            ),
+            'Seed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Seed,
+                    request_deserializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.SeedRequest.FromString,
+                    response_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.SeedReply.SerializeToString,
             ),
             'Reset': grpc.unary_unary_rpc_method_handler(
                     servicer.Reset,
@@ -1647,6 +1664,33 @@ class FakeControlService:
             '/fakecontrol.v1.FakeControlService/FailEnsureServiceRace',
             protos_dot_fakecontrol_dot_v1_dot_control__pb2.FailEnsureServiceRaceRequest.SerializeToString,
             protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Seed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fakecontrol.v1.FakeControlService/Seed',
+            protos_dot_fakecontrol_dot_v1_dot_control__pb2.SeedRequest.SerializeToString,
+            protos_dot_fakecontrol_dot_v1_dot_control__pb2.SeedReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,8 @@ class FakeControlServiceStub:
     Wipe: _grpc.UnaryUnaryMultiCallable[_control_pb2.Empty, _control_pb2.Empty]
     SetReregisterQuirk: _grpc.UnaryUnaryMultiCallable[_control_pb2.FlagRequest, _control_pb2.Empty]
     FailEnsureServiceRace: _grpc.UnaryUnaryMultiCallable[_control_pb2.FailEnsureServiceRaceRequest, _control_pb2.Empty]
+    Seed: _grpc.UnaryUnaryMultiCallable[_control_pb2.SeedRequest, _control_pb2.SeedReply]
+    """Preload services and instances (the seed-file schema, docs/seed-files.md)."""
     Reset: _grpc.UnaryUnaryMultiCallable[_control_pb2.Empty, _control_pb2.Empty]
     """Everything back to the initial state (data, clients, faults, journal)."""
     ListCalls: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListCallsRequest, _control_pb2.ListCallsReply]
@@ -133,6 +135,8 @@ class FakeControlServiceAsyncStub(FakeControlServiceStub):
     Wipe: _aio.UnaryUnaryMultiCallable[_control_pb2.Empty, _control_pb2.Empty]  # type: ignore[assignment]
     SetReregisterQuirk: _aio.UnaryUnaryMultiCallable[_control_pb2.FlagRequest, _control_pb2.Empty]  # type: ignore[assignment]
     FailEnsureServiceRace: _aio.UnaryUnaryMultiCallable[_control_pb2.FailEnsureServiceRaceRequest, _control_pb2.Empty]  # type: ignore[assignment]
+    Seed: _aio.UnaryUnaryMultiCallable[_control_pb2.SeedRequest, _control_pb2.SeedReply]  # type: ignore[assignment]
+    """Preload services and instances (the seed-file schema, docs/seed-files.md)."""
     Reset: _aio.UnaryUnaryMultiCallable[_control_pb2.Empty, _control_pb2.Empty]  # type: ignore[assignment]
     """Everything back to the initial state (data, clients, faults, journal)."""
     ListCalls: _aio.UnaryUnaryMultiCallable[_control_pb2.ListCallsRequest, _control_pb2.ListCallsReply]  # type: ignore[assignment]
@@ -397,6 +401,14 @@ class FakeControlServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.FailEnsureServiceRaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.Empty, _abc.Awaitable[_control_pb2.Empty]]: ...
+
+    @_abc_1.abstractmethod
+    def Seed(
+        self,
+        request: _control_pb2.SeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.SeedReply, _abc.Awaitable[_control_pb2.SeedReply]]:
+        """Preload services and instances (the seed-file schema, docs/seed-files.md)."""
 
     @_abc_1.abstractmethod
     def Reset(

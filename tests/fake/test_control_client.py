@@ -1,0 +1,53 @@
+"""ControlClient-only controls: seeding a fake in another process."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from fake_registry import FakeRegistry
+from fake_registry.control_client import ControlClient
+
+SERVICES = [
+    {
+        "project": "shop",
+        "name": "cart",
+        "spec": {"proto": "shop.cart.v1.CartService"},
+        "instances": [
+            {"instance_key": "cart-1", "env": "prod", "grpc_port": 9000},
+            {"instance_key": "cart-2", "env": "dev", "grpc_port": 9001},
+        ],
+    }
+]
+
+
+def test_seed_over_the_control_service_registers_everything(fake: FakeRegistry) -> None:
+    with ControlClient(fake.address) as control:
+        assert control.seed(SERVICES) == 2
+    (service,) = fake.services()
+    assert (service.project, service.name, service.spec) == (
+        "shop",
+        "cart",
+        {"proto": "shop.cart.v1.CartService"},
+    )
+    assert {(i.instance_key, i.env) for i in fake.instances()} == {
+        ("cart-1", "prod"),
+        ("cart-2", "dev"),
+    }
+
+
+def test_seed_with_mark_initial_survives_reset(fake: FakeRegistry) -> None:
+    with ControlClient(fake.address) as control:
+        control.seed(SERVICES, mark_initial=True)
+        fake.ensure_service("shop", "orders")
+        control.reset()
+    assert [s.name for s in fake.services()] == ["cart"]
+
+
+def test_seed_rejects_invalid_data_naming_the_field(fake: FakeRegistry) -> None:
+    bad = [{"project": "shop", "name": "cart", "instances": [{"env": 7}]}]
+    with ControlClient(fake.address) as control, pytest.raises(grpc.RpcError) as refused:
+        control.seed(bad)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "services[0].instances[0].env" in (refused.value.details() or "")
+    assert fake.services() == []
