@@ -48,7 +48,11 @@ def generate(out_dir: Path) -> list[Path]:
         f"--mypy_grpc_out={out_dir}",
         *protos,
     ]
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    # mypy-protobuf narrates every file it writes; show the output only on failure.
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"protoc failed with exit code {result.returncode}")
     return sorted(p for p in out_dir.rglob("*") if p.name.endswith(GENERATED_SUFFIXES))
 
 
