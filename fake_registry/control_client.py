@@ -63,6 +63,11 @@ class ControlClient:
         self._metadata = ((CONTROL_TOKEN_HEADER, control_token),) if control_token else ()
         self._timeout = timeout
 
+    @property
+    def address(self) -> str:
+        """The fake's ``host:port`` (as :attr:`FakeRegistry.address`)."""
+        return self.target
+
     def close(self) -> None:
         self._channel.close()
 
