@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,12 +25,22 @@ from typing import Any, Literal
 from google.protobuf.message import Message
 from google.protobuf.text_format import MessageToString
 
-__all__ = ["Call", "FaultEvent", "Frame", "Journal", "JournalAssertionError", "method_matches"]
+__all__ = [
+    "FRAMES_PER_CALL",
+    "Call",
+    "FaultEvent",
+    "Frame",
+    "Journal",
+    "JournalAssertionError",
+    "method_matches",
+]
 
 _SECRET_METADATA = frozenset({"authorization", "token"})
 _SECRET_FIELDS = ("client_secret", "access_token")
 #: Bound on kept calls; the oldest are dropped past it (a long standalone run).
 DEFAULT_CAPACITY = 100_000
+#: Bound on kept frames per call: a stream open for days keeps its latest ones.
+FRAMES_PER_CALL = 10_000
 
 
 def method_matches(pattern: str, method: str) -> bool:
@@ -124,8 +135,31 @@ class Call:
     details: str = ""
     ended_at: float | None = None
     ended_real: float | None = None
-    frames: list[Frame] = field(default_factory=list)
     faults: list[FaultEvent] = field(default_factory=list)
+    #: Frames beyond :data:`FRAMES_PER_CALL` that were dropped, oldest first.
+    frames_dropped: int = 0
+    # Frames are kept as (direction, bytes, virtual, real) tuples of immutable
+    # values, which the garbage collector stops tracking: a long stream's
+    # history then costs no GC time. They are decoded when read.
+    _raw_frames: deque[tuple[str, bytes, float, float]] = field(
+        default_factory=lambda: deque(maxlen=FRAMES_PER_CALL), repr=False
+    )
+    _frame_types: dict[str, type[Message]] = field(default_factory=dict, repr=False)
+
+    @property
+    def frames(self) -> list[Frame]:
+        """The stream's messages in arrival order (the latest :data:`FRAMES_PER_CALL`)."""
+        types = self._frame_types
+        return [
+            Frame(direction, types[direction].FromString(data), virtual, real)  # type: ignore[arg-type]
+            for direction, data, virtual, real in list(self._raw_frames)
+        ]
+
+    def frame_count(self, direction: str | None = None) -> int:
+        """How many frames are kept (in one direction, or both), without decoding them."""
+        if direction is None:
+            return len(self._raw_frames)
+        return sum(1 for raw in list(self._raw_frames) if raw[0] == direction)
 
     @property
     def done(self) -> bool:
@@ -156,7 +190,7 @@ class Call:
             parts.append(repr(self.details))
         parts.append(f"request={describe_message(self.request)}")
         if self.streaming:
-            parts.append(f"frames={len(self.frames)}")
+            parts.append(f"frames={self.frame_count()}")
         parts.append(f"metadata={dict(redact_metadata(self.metadata))}")
         if self.faults:
             parts.append(f"faults={[e.action for e in self.faults]}")
@@ -216,8 +250,12 @@ class Journal:
     def frame(self, call: Call | None, direction: Literal["in", "out"], message: Message) -> None:
         if call is None:
             return
+        raw = (direction, message.SerializeToString(), self._virtual_time(), time.time())
         with self._cond:
-            call.frames.append(Frame(direction, message, self._virtual_time(), time.time()))
+            call._frame_types.setdefault(direction, type(message))
+            if len(call._raw_frames) == FRAMES_PER_CALL:
+                call.frames_dropped += 1
+            call._raw_frames.append(raw)
             self._cond.notify_all()
 
     def end(
@@ -308,20 +346,16 @@ class Journal:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                frames = [
-                    f
-                    for c in self._calls
-                    if method_matches(method, c.method)
-                    for f in c.frames
-                    if f.direction == direction
-                ]
-                if len(frames) >= count:
+                calls = [c for c in self._calls if method_matches(method, c.method)]
+                seen = sum(c.frame_count(direction) for c in calls)
+                if seen >= count:
+                    frames = [f for c in calls for f in c.frames if f.direction == direction]
                     return frames[:count]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(
                         f"waited {timeout}s for {count} {direction!r} frame(s) on {method}, "
-                        f"got {len(frames)}"
+                        f"got {seen}"
                     )
                 self._cond.wait(remaining)
 
