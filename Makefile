@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/raw_stubs_demo.py
 
+# The contract suite (docs/contract-suite.md) runs against both fakes the plugin starts.
 test: $(STAMP) lint typecheck
 	$(BIN)/python scripts/gen_protos.py --check
 	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest --pyargs pytest_plugin.contract -q -p no:cacheprovider
+	$(BIN)/python -m pytest --pyargs pytest_plugin.contract -q -p no:cacheprovider --fake-registry-target subprocess
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
