@@ -123,7 +123,7 @@ class FakeRegistry(FakeControls):
             self.tls = tls
         self._server = ServerThread(
             self._add_services,
-            interceptors=[self._pipeline],
+            wrap_handler=self._pipeline.wrap,
             host=host,
             port=port,
             credentials=self.tls.server_credentials() if self.tls else None,

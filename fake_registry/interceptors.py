@@ -123,19 +123,28 @@ class CallPipeline(aio.ServerInterceptor):
             self._exempt_cache[method] = cached
         return cached
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """The pipeline around ``handler`` for calls to ``method`` (built once per method).
+
+        The server registers wrapped handlers directly (see
+        :class:`~fake_registry.server.ServerThread`), which costs far less per
+        call than grpc.aio's interceptor chain.
+        """
         cached = self._cache.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
         wrapped = self._wrap(method, handler)
         self._cache[method] = (handler, wrapped)
         return wrapped
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        """The same pipeline as a grpc.aio interceptor, for servers built elsewhere."""
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        return self.wrap(handler_call_details.method, handler)
 
     # --- stages -------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 __all__ = ["ServerThread", "join_host_port"]
 
@@ -24,6 +24,41 @@ T = TypeVar("T")
 
 #: Builds the services onto a fresh server (called on the loop thread).
 Builder = Callable[[aio.Server], Sequence[str]]
+Handler = Any  # grpc.RpcMethodHandler
+#: Wraps the handler of one method (full path) before the server registers it.
+HandlerWrapper = Callable[[str, Handler], Handler]
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler, wrap: HandlerWrapper) -> None:
+        self._inner = inner
+        self._wrap = wrap
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
+        handler = self._inner.service(handler_call_details)
+        return None if handler is None else self._wrap(handler_call_details.method, handler)
+
+
+class _WrappingServer:
+    """Stands in for the server while services are added: wraps every handler.
+
+    Generated ``add_*_to_server`` functions register each service twice, as
+    a generic handler and as registered methods; both get the same wrapper.
+    """
+
+    def __init__(self, server: aio.Server, wrap: HandlerWrapper) -> None:
+        self._server = server
+        self._wrap = wrap
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_WrappedGeneric(h, self._wrap) for h in handlers)
+        )
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Handler]) -> None:
+        self._server.add_registered_method_handlers(
+            service, {name: self._wrap(f"/{service}/{name}", h) for name, h in handlers.items()}
+        )
 
 
 def join_host_port(host: str, port: int) -> str:
@@ -39,13 +74,13 @@ class ServerThread:
     def __init__(
         self,
         build: Builder,
-        interceptors: Sequence[aio.ServerInterceptor] = (),
+        wrap_handler: HandlerWrapper | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         self._build = build
-        self._interceptors = tuple(interceptors)
+        self._wrap_handler = wrap_handler
         self.host = host
         self.port = port
         self._credentials = credentials
@@ -81,22 +116,24 @@ class ServerThread:
         loop.close()
 
     async def _start_server(self) -> int:
-        server = aio.server(
-            interceptors=self._interceptors,
-            options=[("grpc.so_reuseport", 0)],
-        )
-        names = list(self._build(server))
+        server = aio.server(options=[("grpc.so_reuseport", 0)])
+        target: Any = server
+        if self._wrap_handler is not None:
+            target = _WrappingServer(server, self._wrap_handler)
+        names = list(self._build(target))
         health = HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        health_pb2_grpc.add_HealthServicer_to_server(health, target)
         for name in ("", *names):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection(
-            (
-                *names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
+        reflected = (
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        # What reflection.enable_server_reflection does for an aio server,
+        # through the wrapping stand-in.
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(reflected), target
         )
         address = join_host_port(self.host, self.port)
         try:
