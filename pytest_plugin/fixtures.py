@@ -8,13 +8,16 @@ at teardown.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_plugin.data import RegistryData, seed_for
-from pytest_plugin.targets import Credentials, HarnessMissing, Target, build_target
+from pytest_plugin.targets import Credentials, Target, build_target
 
 __all__ = [
     "fake_backends",
@@ -28,6 +31,7 @@ __all__ = [
 #: Unix time the shared manual clock is set to before each test.
 CLOCK_START = 1_700_000_000.0
 MARKER = "fake_registry"
+CONTROL_MARKER = "fake_registry_control"
 _MARKER_KEYS = frozenset({"token_ttl", "clients", "seed", "faker_seed"})
 
 
@@ -42,9 +46,8 @@ def _option(config: pytest.Config, name: str) -> Any:
 @pytest.fixture(scope="session")
 def fake_registry_target(pytestconfig: pytest.Config) -> Iterator[Target]:
     """The session's registry (one per xdist worker): started once, closed at the end."""
-    import os
-
     spec = _option(pytestconfig, "fake-registry-target") or "inprocess"
+    problem = ""
     try:
         target = build_target(
             spec,
@@ -56,10 +59,26 @@ def fake_registry_target(pytestconfig: pytest.Config) -> Iterator[Target]:
             or os.environ.get("FAKE_REGISTRY_CONTROL_TOKEN"),
             log_level=_option(pytestconfig, "fake-registry-log"),
         )
-    except (HarnessMissing, ValueError) as exc:
-        pytest.fail(str(exc), pytrace=False)
+    except (RuntimeError, ValueError) as exc:  # HarnessMissing is a RuntimeError
+        problem = str(exc)
+    if problem:  # failed outside the except block, so no chained traceback is shown
+        pytest.fail(problem, pytrace=False)
     yield target
     target.close()
+
+
+@pytest.fixture(autouse=True)
+def _fake_registry_control_guard(request: pytest.FixtureRequest) -> None:
+    """Skip a ``@pytest.mark.fake_registry_control`` test on a registry without control plane.
+
+    Autouse, so it runs before the test's own fixtures; it starts the session's
+    registry only for tests that carry the marker.
+    """
+    if request.node.get_closest_marker(CONTROL_MARKER) is None:
+        return
+    target: Target = request.getfixturevalue("fake_registry_target")
+    if not target.has_control:
+        pytest.skip(f"needs the fake's control plane: the target is {target.describe()}")
 
 
 def _marker_config(request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -67,7 +86,11 @@ def _marker_config(request: pytest.FixtureRequest) -> dict[str, Any]:
     # Closest marker last, so a function's marker overrides a class or module one.
     for marker in reversed(list(request.node.iter_markers(MARKER))):
         if marker.args:
-            pytest.fail(f"@pytest.mark.{MARKER} takes keyword arguments only", pytrace=False)
+            pytest.fail(
+                f"@pytest.mark.{MARKER} takes keyword arguments only "
+                f"(got {len(marker.args)} positional)",
+                pytrace=False,
+            )
         unknown = set(marker.kwargs) - _MARKER_KEYS
         if unknown:
             pytest.fail(
@@ -79,7 +102,28 @@ def _marker_config(request: pytest.FixtureRequest) -> dict[str, Any]:
     return config
 
 
-def _configure(handle: Any, config: dict[str, Any]) -> None:
+def _seed_services(request: pytest.FixtureRequest, seed: Any) -> list[Any]:
+    """The marker's ``seed``: a list of services, or a seed file path.
+
+    A relative path is looked up next to the test module first, then in the
+    current directory.
+    """
+    if not isinstance(seed, str | os.PathLike):
+        return list(seed)
+    from fake_registry.seed import SeedError, load_seed
+
+    path = Path(seed)
+    if not path.is_absolute():
+        beside = request.path.parent / path
+        path = beside if beside.exists() else path
+    try:
+        return list(load_seed(path))
+    except SeedError as exc:
+        problem = f"@pytest.mark.{MARKER}(seed={str(seed)!r}): {path}: {exc}"
+    pytest.fail(problem, pytrace=False)  # outside the except block: no chained traceback
+
+
+def _configure(request: pytest.FixtureRequest, handle: Any, config: dict[str, Any]) -> None:
     if "clients" in config:
         clients = dict(config["clients"])
         for key in handle.clients():
@@ -89,18 +133,20 @@ def _configure(handle: Any, config: dict[str, Any]) -> None:
     if "token_ttl" in config:
         handle.set_token_ttl(config["token_ttl"])
     if "seed" in config:
-        seed = config["seed"]
-        if isinstance(seed, str | bytes) or hasattr(seed, "__fspath__"):
-            from fake_registry.seed import load_seed
+        handle.seed(_seed_services(request, config["seed"]))
 
-            seed = load_seed(seed)
-        handle.seed(list(seed))
+
+def _reset_clock(target: Target) -> None:
+    if target.kind == "inprocess":
+        target.clock.set_time(CLOCK_START)
+    else:
+        # A fake in another process runs on real time plus an offset; SDK clients
+        # here read the real clock, so the fake goes back to real time (offset 0).
+        target.clock.set_time(time.time())
 
 
 @pytest.fixture
-def fake_registry(
-    request: pytest.FixtureRequest, fake_registry_target: Target, registry_clock: Any
-) -> Iterator[Any]:
+def fake_registry(request: pytest.FixtureRequest, fake_registry_target: Target) -> Iterator[Any]:
     """The fake, reset for this test; its methods are the control API.
 
     In process this is the :class:`~fake_registry.FakeRegistry` itself; for
@@ -112,11 +158,12 @@ def fake_registry(
     """
     target = fake_registry_target
     if target.handle is None:
-        pytest.skip(f"the registry under test has no control plane ({target.describe()})")
+        pytest.skip(f"fake_registry needs the fake's control plane: {target.describe()}")
     handle = target.handle
-    handle.reset()
     config = _marker_config(request)
-    _configure(handle, config)
+    handle.reset()
+    request.getfixturevalue("registry_clock")  # the clock is part of the reset
+    _configure(request, handle, config)
     yield handle
     errors = handle.errors.take() if hasattr(handle, "errors") else []
     if errors:
@@ -128,24 +175,37 @@ def fake_registry(
 
 @pytest.fixture
 def registry_clock(fake_registry_target: Target) -> Any:
-    """The clock the fake reads, set to :data:`CLOCK_START` for each test.
+    """The clock the fake reads, reset for each test.
 
     In process: a :class:`~fake_registry.ManualClock` shared with the fake (and
-    with SDK clients the fixtures create), so ``registry_clock.advance(3600)``
-    expires tokens and leases at once. For fakes in other processes: a proxy
-    whose ``advance()`` moves the remote fake's time.
+    with SDK clients the fixtures create), set to :data:`CLOCK_START`, so
+    ``registry_clock.advance(3600)`` expires tokens and leases at once. For
+    fakes in other processes: a proxy whose ``advance()`` moves the remote
+    fake's time, which is set back to real time before each test.
     """
     clock = fake_registry_target.clock
     if clock is None:
-        pytest.skip("the registry under test has no controllable clock")
-    if fake_registry_target.kind == "inprocess":
-        clock.set_time(CLOCK_START)
+        pytest.skip(
+            f"registry_clock needs the fake's control plane: {fake_registry_target.describe()}"
+        )
+    _reset_clock(fake_registry_target)
     return clock
 
 
 @pytest.fixture
-def registry_credentials(fake_registry_target: Target) -> Credentials:
-    """The client key and secret the registry accepts (``.client_key``, ``.client_secret``)."""
+def registry_credentials(
+    request: pytest.FixtureRequest, fake_registry_target: Target
+) -> Credentials:
+    """The client key and secret the registry accepts (``.client_key``, ``.client_secret``).
+
+    With ``@pytest.mark.fake_registry(clients={...})`` these are the marker's
+    first client (the marker replaces the fake's clients), except on a
+    registry without control plane, which the marker cannot configure.
+    """
+    clients = _marker_config(request).get("clients")
+    if clients and fake_registry_target.has_control:
+        key, secret = next(iter(dict(clients).items()))
+        return Credentials(key, secret)
     return fake_registry_target.credentials
 
 
@@ -181,5 +241,11 @@ def fake_backends(fake_registry: Any) -> Iterator[Any]:
         return pool
 
     yield start
-    for pool in pools:
-        pool.stop()
+    failures: list[BaseException] = []
+    for pool in reversed(pools):
+        try:
+            pool.stop()
+        except Exception as exc:  # stop every pool, then report
+            failures.append(exc)
+    if failures:
+        raise failures[0]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_plugin.fixtures import (
+    _fake_registry_control_guard,
     fake_backends,
     fake_registry,
     fake_registry_target,
@@ -34,6 +35,7 @@ from pytest_plugin.fixtures import (
 )
 
 __all__ = [
+    "_fake_registry_control_guard",
     "fake_backends",
     "fake_registry",
     "fake_registry_target",
@@ -80,11 +82,3 @@ def _target_spec(config: pytest.Config) -> str:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"fake-registry target: {_target_spec(config)}"
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("fake_registry_control") is None:
-        return
-    target = item._request.getfixturevalue("fake_registry_target")  # type: ignore[attr-defined]
-    if not target.has_control:
-        pytest.skip(f"needs the fake's control plane; the target is {target.describe()}")

@@ -20,6 +20,7 @@ built, so the plugin loads without the ``testing`` extra.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import subprocess
@@ -40,17 +41,26 @@ class HarnessMissing(RuntimeError):
     """The ``testing`` extra is not installed; the message says what to install."""
 
 
-def require_harness() -> None:
-    """Import the fake's dependencies, or explain which extra brings them."""
+#: Modules the ``testing`` extra brings (looked up, not imported: faker is slow to import).
+HARNESS_MODULES = ("jwt", "faker", "grpc_health", "grpc_reflection")
+
+
+def _installed(module: str) -> bool:
     try:
-        import faker  # noqa: F401
-        import grpc_health  # noqa: F401
-        import jwt  # noqa: F401
-    except ImportError as exc:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_harness() -> None:
+    """Check the fake's dependencies are installed, or explain which extra brings them."""
+    missing = [module for module in HARNESS_MODULES if not _installed(module)]
+    if missing:
         raise HarnessMissing(
             f"the fake registry fixtures need the 'testing' extra: "
-            f"pip install 'aio-registry-sdk[testing]' (missing module: {exc.name})"
-        ) from None
+            f"pip install 'aio-registry-sdk[testing]' "
+            f"(missing module{'s' if len(missing) > 1 else ''}: {', '.join(missing)})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,8 @@ class Target:
     credentials: Credentials
     handle: Any = None
     clock: Any = None
+    #: Why there is no control plane, when that may be a configuration mistake.
+    note: str = ""
     _closers: list[Any] = field(default_factory=list)
 
     @property
@@ -86,12 +98,21 @@ class Target:
         return self.handle is not None
 
     def describe(self) -> str:
-        control = "with control plane" if self.has_control else "no control plane"
-        return f"{self.kind} at {self.address} ({control})"
+        """E.g. ``external registry at 10.0.0.5:50051 without control plane``."""
+        control = "with control plane" if self.has_control else "without control plane"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.kind} registry at {self.address} {control}{note}"
 
     def close(self) -> None:
+        """Run every closer (last added first), then raise the first failure, if any."""
+        failures: list[BaseException] = []
         while self._closers:
-            self._closers.pop()()
+            try:
+                self._closers.pop()()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 def build_target(
@@ -137,13 +158,21 @@ def _inprocess(log_level: str | None) -> Target:
 
     from fake_registry import FakeRegistry, ManualClock
 
+    logger = logging.getLogger("fake_registry")
+    previous_level = logger.level
     if log_level:
-        logging.getLogger("fake_registry").setLevel(log_level.upper())
+        logger.setLevel(log_level.upper())
     clock = ManualClock()
-    fake = FakeRegistry(clients={DEFAULT_KEY: DEFAULT_SECRET}, clock=clock).start()
+    try:
+        fake = FakeRegistry(clients={DEFAULT_KEY: DEFAULT_SECRET}, clock=clock).start()
+    except BaseException:
+        logger.setLevel(previous_level)
+        raise
     target = Target(
         "inprocess", fake.address, Credentials(DEFAULT_KEY, DEFAULT_SECRET), fake, clock
     )
+    # Closers run last-in first-out: stop the fake, then give the logger back its level.
+    target._closers.append(lambda: logger.setLevel(previous_level))
     target._closers.append(fake.stop)
     return target
 
@@ -232,7 +261,14 @@ def _external(address: str, credentials: Credentials, control_token: str | None)
             raise RuntimeError(
                 f"cannot reach the registry at {address}: {exc.code().name}"
             ) from None
-        # A real registry (no control service) or a fake whose token we lack.
+        if exc.code() is grpc.StatusCode.UNAUTHENTICATED:
+            # A fake whose control token we lack: say how to give it.
+            note = (
+                "its control service refused the control token: pass "
+                "--fake-registry-control-token or FAKE_REGISTRY_CONTROL_TOKEN"
+            )
+            return Target("external", address, credentials, note=note)
+        # A real registry: no control service.
         return Target("external", address, credentials)
     target = Target("external", address, credentials, control, _RemoteClock(control))
     target._closers.append(control.close)
