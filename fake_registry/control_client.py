@@ -27,13 +27,39 @@ from protos.fakecontrol.v1 import control_pb2 as pb
 from protos.fakecontrol.v1 import control_pb2_grpc as pb_grpc
 from protos.registry.v1 import registry_pb2
 
-__all__ = ["ControlClient"]
+__all__ = ["ControlClient", "RemoteFakeError"]
 
 EMPTY = pb.Empty()
 
 
 def _instance_ref(service_id: int, instance_key: str) -> pb.InstanceRef:
     return pb.InstanceRef(service_id=service_id, instance_key=instance_key)
+
+
+class RemoteFakeError(Exception):
+    """An unexpected error raised inside a fake in another process.
+
+    Attributes:
+        type_name: the original exception's class name.
+        remote_traceback: the traceback as the fake's process formatted it.
+    """
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.remote_traceback = remote_traceback
+        self.add_note(f"raised inside the fake:\n{remote_traceback}")
+
+
+class _RemoteErrors:
+    """``errors.take()``, as on an in-process fake, over the control service."""
+
+    def __init__(self, client: ControlClient) -> None:
+        self._client = client
+
+    def take(self) -> list[RemoteFakeError]:
+        reply = self._client._call("TakeErrors", EMPTY)
+        return [RemoteFakeError(e.type, e.message, e.traceback) for e in reply.errors]
 
 
 class ControlClient:
@@ -62,6 +88,8 @@ class ControlClient:
         self._stub = pb_grpc.FakeControlServiceStub(self._channel)
         self._metadata = ((CONTROL_TOKEN_HEADER, control_token),) if control_token else ()
         self._timeout = timeout
+        #: Unexpected errors raised inside the fake: ``errors.take()``.
+        self.errors = _RemoteErrors(self)
 
     @property
     def address(self) -> str:

@@ -165,7 +165,7 @@ def fake_registry(request: pytest.FixtureRequest, fake_registry_target: Target) 
     request.getfixturevalue("registry_clock")  # the clock is part of the reset
     _configure(request, handle, config)
     yield handle
-    errors = handle.errors.take() if hasattr(handle, "errors") else []
+    errors = handle.errors.take()  # in process, or fetched from the fake's process
     if errors:
         first = errors[0]
         for later in errors[1:]:

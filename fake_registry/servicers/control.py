@@ -13,6 +13,7 @@ import asyncio
 import base64
 import hmac
 import json
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -415,6 +416,20 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
             raise InvalidArgument("json must be a list of services or {services: [...]}", "json")
         instances = self._fake.seed(services, mark_initial=request.mark_initial)
         return pb.SeedReply(services=len(services), instances=instances)
+
+    @guard_unary
+    async def TakeErrors(self, request: pb.Empty, context: Context) -> pb.TakeErrorsReply:
+        self._authorize(context)
+        return pb.TakeErrorsReply(
+            errors=[
+                pb.FakeError(
+                    type=type(error).__name__,
+                    message=str(error),
+                    traceback="".join(traceback.format_exception(error)),
+                )
+                for error in self._fake.errors.take()
+            ]
+        )
 
     @guard_unary
     async def Reset(self, request: pb.Empty, context: Context) -> pb.Empty:

@@ -6,7 +6,8 @@ import grpc
 import pytest
 
 from fake_registry import FakeRegistry
-from fake_registry.control_client import ControlClient
+from fake_registry.control_client import ControlClient, RemoteFakeError
+from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 
 SERVICES = [
     {
@@ -51,3 +52,26 @@ def test_seed_rejects_invalid_data_naming_the_field(fake: FakeRegistry) -> None:
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "services[0].instances[0].env" in (refused.value.details() or "")
     assert fake.services() == []
+
+
+def test_errors_raised_inside_the_fake_are_fetched_and_forgotten(
+    fake: FakeRegistry,
+    registry_stub: registry_pb2_grpc.RegistryServiceStub,
+    md: tuple[tuple[str, str], ...],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug in the fake")
+
+    monkeypatch.setattr(fake._world.registry, "list_services", broken)  # a bug, injected
+    with pytest.raises(grpc.RpcError) as answered:
+        registry_stub.ListServices(registry_pb2.ListServicesRequest(), metadata=md, timeout=5)
+    assert answered.value.code() is grpc.StatusCode.INTERNAL
+    with ControlClient(fake.address) as control:
+        (error,) = control.errors.take()
+        assert isinstance(error, RemoteFakeError)
+        assert error.type_name == "ZeroDivisionError"
+        assert str(error) == "ZeroDivisionError: a bug in the fake"
+        assert "in broken" in error.remote_traceback
+        assert control.errors.take() == []
+    assert fake.errors.take() == []

@@ -903,6 +903,53 @@ class SeedReply(_message.Message):
 Global___SeedReply: _TypeAlias = SeedReply  # noqa: Y015
 
 @_typing.final
+class TakeErrorsReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERRORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___FakeError]: ...
+    def __init__(
+        self,
+        *,
+        errors: _abc.Iterable[Global___FakeError] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TakeErrorsReply: _TypeAlias = TakeErrorsReply  # noqa: Y015
+
+@_typing.final
+class FakeError(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TRACEBACK_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """the exception's class name"""
+    message: _builtins.str
+    traceback: _builtins.str
+    """formatted, as Python prints it"""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        message: _builtins.str = ...,
+        traceback: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "traceback", b"traceback", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FakeError: _TypeAlias = FakeError  # noqa: Y015
+
+@_typing.final
 class ListCallsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -224,6 +224,11 @@ class FakeControlServiceStub:
                 request_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.SerializeToString,
                 response_deserializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.FromString,
                 _registered_method=True)
+        self.TakeErrors = channel.unary_unary(
+                '/fakecontrol.v1.FakeControlService/TakeErrors',
+                request_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.SerializeToString,
+                response_deserializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.TakeErrorsReply.FromString,
+                _registered_method=True)
         self.ListCalls = channel.unary_unary(
                 '/fakecontrol.v1.FakeControlService/ListCalls',
                 request_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.ListCallsRequest.SerializeToString,
@@ -475,6 +480,14 @@ class FakeControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TakeErrors(self, request, context):
+        """Return and forget the unexpected errors raised inside the fake (each was
+        answered INTERNAL): a harness fails the test that caused them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListCalls(self, request, context):
         """The call journal.
         """
@@ -680,6 +693,11 @@ def add_FakeControlServiceServicer_to_server(servicer, server):
                     servicer.Reset,
                     request_deserializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.FromString,
                     response_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.SerializeToString,
+            ),
+            'TakeErrors': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeErrors,
+                    request_deserializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.FromString,
+                    response_serializer=protos_dot_fakecontrol_dot_v1_dot_control__pb2.TakeErrorsReply.SerializeToString,
             ),
             'ListCalls': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCalls,
@@ -1718,6 +1736,33 @@ class FakeControlService:
             '/fakecontrol.v1.FakeControlService/Reset',
             protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.SerializeToString,
             protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeErrors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fakecontrol.v1.FakeControlService/TakeErrors',
+            protos_dot_fakecontrol_dot_v1_dot_control__pb2.Empty.SerializeToString,
+            protos_dot_fakecontrol_dot_v1_dot_control__pb2.TakeErrorsReply.FromString,
             options,
             channel_credentials,
             insecure,

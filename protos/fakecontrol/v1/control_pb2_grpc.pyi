@@ -86,6 +86,10 @@ class FakeControlServiceStub:
     """Preload services and instances (the seed-file schema, docs/seed-files.md)."""
     Reset: _grpc.UnaryUnaryMultiCallable[_control_pb2.Empty, _control_pb2.Empty]
     """Everything back to the initial state (data, clients, faults, journal)."""
+    TakeErrors: _grpc.UnaryUnaryMultiCallable[_control_pb2.Empty, _control_pb2.TakeErrorsReply]
+    """Return and forget the unexpected errors raised inside the fake (each was
+    answered INTERNAL): a harness fails the test that caused them.
+    """
     ListCalls: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListCallsRequest, _control_pb2.ListCallsReply]
     """The call journal."""
     WaitForCalls: _grpc.UnaryUnaryMultiCallable[_control_pb2.WaitForCallsRequest, _control_pb2.ListCallsReply]
@@ -139,6 +143,10 @@ class FakeControlServiceAsyncStub(FakeControlServiceStub):
     """Preload services and instances (the seed-file schema, docs/seed-files.md)."""
     Reset: _aio.UnaryUnaryMultiCallable[_control_pb2.Empty, _control_pb2.Empty]  # type: ignore[assignment]
     """Everything back to the initial state (data, clients, faults, journal)."""
+    TakeErrors: _aio.UnaryUnaryMultiCallable[_control_pb2.Empty, _control_pb2.TakeErrorsReply]  # type: ignore[assignment]
+    """Return and forget the unexpected errors raised inside the fake (each was
+    answered INTERNAL): a harness fails the test that caused them.
+    """
     ListCalls: _aio.UnaryUnaryMultiCallable[_control_pb2.ListCallsRequest, _control_pb2.ListCallsReply]  # type: ignore[assignment]
     """The call journal."""
     WaitForCalls: _aio.UnaryUnaryMultiCallable[_control_pb2.WaitForCallsRequest, _control_pb2.ListCallsReply]  # type: ignore[assignment]
@@ -417,6 +425,16 @@ class FakeControlServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.Empty, _abc.Awaitable[_control_pb2.Empty]]:
         """Everything back to the initial state (data, clients, faults, journal)."""
+
+    @_abc_1.abstractmethod
+    def TakeErrors(
+        self,
+        request: _control_pb2.Empty,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.TakeErrorsReply, _abc.Awaitable[_control_pb2.TakeErrorsReply]]:
+        """Return and forget the unexpected errors raised inside the fake (each was
+        answered INTERNAL): a harness fails the test that caused them.
+        """
 
     @_abc_1.abstractmethod
     def ListCalls(
