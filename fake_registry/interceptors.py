@@ -358,6 +358,7 @@ class CallPipeline(aio.ServerInterceptor):
             stream = self._streams.open(
                 method, self._clock.time(), asyncio.get_running_loop(), call
             )
+            stream.task = asyncio.current_task()
             context = self._journaling(context, call, stream)
             try:
                 await self._admit(method, metadata, context, call)
@@ -431,9 +432,17 @@ class CallPipeline(aio.ServerInterceptor):
         if stream is None:
             return await anext(iterator, _END)
         await self._check_killed(stream, context)
-        step = asyncio.ensure_future(anext(iterator, _END))
-        await self._race(step, stream, context)
-        return step.result()
+        stream.reading = True  # from here a kill cancels this task (see streams._kill)
+        try:
+            return await anext(iterator, _END)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if stream.killed.done() and task is not None:
+                task.uncancel()
+                await self._check_killed(stream, context)
+            raise
+        finally:
+            stream.reading = False
 
     async def _race(self, step: asyncio.Future[Any], stream: LiveStream, context: Context) -> None:
         """Wait for ``step``; if the stream is killed first, cancel it and abort."""

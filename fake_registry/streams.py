@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from fake_registry.journal import Call
 
@@ -51,6 +52,10 @@ class LiveStream:
     killed: asyncio.Future[tuple[str, str]] = field(init=False)
     #: Set when the controls are cleared, so a withheld stream re-checks them.
     controls_changed: asyncio.Event = field(init=False)
+    #: The task serving the stream, and whether it is waiting for the client's
+    #: next message: a kill cancels that wait (cheaper than racing every read).
+    task: asyncio.Task[Any] | None = None
+    reading: bool = False
 
     def __post_init__(self) -> None:
         self.killed = self.loop.create_future()
@@ -126,7 +131,7 @@ class StreamRegistry:
         with self._lock:
             targets = [s for s in self._streams.values() if s.carries(instance_key)]
         for stream in targets:
-            stream.loop.call_soon_threadsafe(_resolve, stream.killed, (code, details))
+            stream.loop.call_soon_threadsafe(_kill, stream, (code, details))
         return len(targets)
 
     # --- controls ---------------------------------------------------------
@@ -157,6 +162,10 @@ class StreamRegistry:
         self.clear_controls()
 
 
-def _resolve(future: asyncio.Future[tuple[str, str]], value: tuple[str, str]) -> None:
-    if not future.done():
-        future.set_result(value)
+def _kill(stream: LiveStream, status: tuple[str, str]) -> None:
+    """On the stream's loop: mark it killed, and interrupt a pending read."""
+    if stream.killed.done():
+        return
+    stream.killed.set_result(status)
+    if stream.reading and stream.task is not None:
+        stream.task.cancel()  # the reader turns this into the kill's status
