@@ -30,6 +30,7 @@ class RegistryServicer(GuardedServicer, pb_grpc.RegistryServiceServicer):
         self._world = world
         self._clock = clock
         self._journal = journal
+        self._last_listing: tuple[tuple[int, int, str, str], pb.ListServicesResponse] | None = None
 
     @guard_unary
     async def RegisterInstance(
@@ -82,11 +83,19 @@ class RegistryServicer(GuardedServicer, pb_grpc.RegistryServiceServicer):
     async def ListServices(
         self, request: pb.ListServicesRequest, context: Context
     ) -> pb.ListServicesResponse:
+        now = self._clock.time()
         with self._world.lock:
-            views = self._world.registry.list_services(
-                self._clock.time(), request.project, request.env
-            )
-        return pb.ListServicesResponse(services=[view_pb(v) for v in views], total=len(views))
+            registry = self._world.registry
+            # Liveness changes with the second, data with the version: a
+            # repeated query within both is answered from the last result.
+            key = (registry.version, int(now), request.project, request.env)
+            cached = self._last_listing
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            views = registry.list_services(now, request.project, request.env)
+        response = pb.ListServicesResponse(services=[view_pb(v) for v in views], total=len(views))
+        self._last_listing = (key, response)
+        return response
 
     @guard_unary
     async def GetServiceByID(

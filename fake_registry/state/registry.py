@@ -22,6 +22,7 @@ Rules (the first failing check wins, as on the real server):
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,8 @@ from fake_registry.state.jsonfmt import (
 from fake_registry.state.model import InstanceRecord, ServiceRecord
 
 __all__ = ["DEFAULT_TTL", "RegistryState", "ServiceView"]
+
+_VERSIONS = itertools.count(1)
 
 #: A TTL of 0 or less becomes this (CONTRACT 1.3).
 DEFAULT_TTL = 60
@@ -80,6 +83,9 @@ class RegistryState:
     # Test switches (CONTRACT section 5): heartbeats for these keys answer 0,
     # the re-register-after-deregister quirk, and pending EnsureService races.
     zero_answer_keys: set[str] = field(default_factory=set)
+    #: Changes on every mutation, unique across all registries of the process:
+    #: a reader may cache a result computed at one version (and second).
+    version: int = field(default_factory=lambda: next(_VERSIONS))
     reregister_quirk: bool = False
     ensure_race_failures: int = 0
 
@@ -120,6 +126,7 @@ class RegistryState:
         spec_json: str = "",
     ) -> tuple[ServiceRecord, bool]:
         """Return ``(service, created)``; an existing service is left unchanged."""
+        self.version = next(_VERSIONS)
         if not project:
             raise InvalidArgument("project is required", "project")
         if not name:
@@ -195,6 +202,7 @@ class RegistryState:
         grpc_port: int = 0,
     ) -> InstanceRecord:
         """Validate, then upsert on ``(service_id, instance_key)`` and renew the lease."""
+        self.version = next(_VERSIONS)
         if service_id <= 0:
             raise InvalidArgument(f"service_id must be > 0 (got {service_id})", "service_id")
         if not host:
@@ -252,6 +260,7 @@ class RegistryState:
 
     def deregister_instance(self, now: float, service_id: int, instance_key: str) -> bool:
         """Soft-delete the row; returns whether a live row existed. Always OK."""
+        self.version = next(_VERSIONS)
         if service_id <= 0:
             raise InvalidArgument(f"service_id must be > 0 (got {service_id})", "service_id")
         if not instance_key:
@@ -268,6 +277,7 @@ class RegistryState:
 
     def heartbeat(self, now: float, service_id: int, instance_key: str) -> int:
         """Renew a lease; ``0`` when the request is bad or the row is missing."""
+        self.version = next(_VERSIONS)
         if service_id <= 0 or not instance_key or instance_key in self.zero_answer_keys:
             return 0
         rows = self.instances_by_service.get(service_id)
@@ -290,6 +300,7 @@ class RegistryState:
 
     def expire_instance(self, now: float, service_id: int, instance_key: str) -> InstanceRecord:
         """Let the lease lapse now; the next heartbeat revives it (CONTRACT 3.2)."""
+        self.version = next(_VERSIONS)
         record = self._live(service_id, instance_key)
         lapsed = replace(record, last_heartbeat_at=int(now) - record.ttl_seconds - 1)
         self.instances_by_service[service_id][instance_key] = lapsed
@@ -297,12 +308,14 @@ class RegistryState:
 
     def force_offline(self, service_id: int, instance_key: str) -> InstanceRecord:
         """The admin action: last heartbeat at the epoch. Not sticky."""
+        self.version = next(_VERSIONS)
         record = replace(self._live(service_id, instance_key), last_heartbeat_at=0)
         self.instances_by_service[service_id][instance_key] = record
         return record
 
     def delete_instance(self, service_id: int, instance_key: str) -> None:
         """Remove the row: heartbeats answer 0 until the instance re-registers."""
+        self.version = next(_VERSIONS)
         self._live(service_id, instance_key)
         del self.instances_by_service[service_id][instance_key]
 
