@@ -1,1 +1,76 @@
-"""The AIO registry client SDK (sync, later asyncio). Under construction: see the issues."""
+"""The AIO registry client SDK (sync, later asyncio).
+
+The public names are listed in ``__all__`` (a test keeps it exact). Test
+helpers live in :mod:`sdk.testing`; the conversions between status codes and
+exceptions in :mod:`sdk.errors`.
+"""
+
+from __future__ import annotations
+
+from sdk.clock import Clock, SystemClock
+from sdk.config import (
+    Config,
+    DiscoveryPolicy,
+    HeartbeatPolicy,
+    KeepalivePolicy,
+    TlsConfig,
+    TokenPolicy,
+)
+from sdk.errors import (
+    AlreadyExists,
+    Cancelled,
+    ConfigError,
+    DeadlineExceeded,
+    DiscoveryError,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NoHealthyInstances,
+    NoInstances,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    ResourceExhausted,
+    ServiceNotFound,
+    Unauthenticated,
+    Unavailable,
+    UnexpectedStatus,
+    Unknown,
+    is_retryable,
+)
+from sdk.models import Endpoint, Instance, Service, ServiceView
+
+__all__ = [
+    "AlreadyExists",
+    "Cancelled",
+    "Clock",
+    "Config",
+    "ConfigError",
+    "DeadlineExceeded",
+    "DiscoveryError",
+    "DiscoveryPolicy",
+    "Endpoint",
+    "FailedPrecondition",
+    "HeartbeatPolicy",
+    "Instance",
+    "Internal",
+    "InvalidArgument",
+    "KeepalivePolicy",
+    "NoHealthyInstances",
+    "NoInstances",
+    "NotFound",
+    "PermissionDenied",
+    "RegistryError",
+    "ResourceExhausted",
+    "Service",
+    "ServiceNotFound",
+    "ServiceView",
+    "SystemClock",
+    "TlsConfig",
+    "TokenPolicy",
+    "Unauthenticated",
+    "Unavailable",
+    "UnexpectedStatus",
+    "Unknown",
+    "is_retryable",
+]
