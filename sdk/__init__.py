@@ -7,6 +7,8 @@ exceptions in :mod:`sdk.errors`.
 
 from __future__ import annotations
 
+from sdk.auth import Auth
+from sdk.client import Client
 from sdk.clock import Clock, SystemClock
 from sdk.config import (
     Config,
@@ -42,7 +44,9 @@ from sdk.models import Endpoint, Instance, Service, ServiceView
 
 __all__ = [
     "AlreadyExists",
+    "Auth",
     "Cancelled",
+    "Client",
     "Clock",
     "Config",
     "ConfigError",

@@ -10,6 +10,9 @@ import sdk.testing
 
 # Adding a public name is a decision: make it here, on purpose.
 PUBLIC = {
+    # the client
+    "Client",
+    "Auth",
     # configuration
     "Config",
     "TlsConfig",
