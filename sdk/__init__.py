@@ -18,6 +18,7 @@ from sdk.config import (
     TlsConfig,
     TokenPolicy,
 )
+from sdk.discovery import Discovery, Pick
 from sdk.errors import (
     AlreadyExists,
     Cancelled,
@@ -41,6 +42,8 @@ from sdk.errors import (
     is_retryable,
 )
 from sdk.models import Endpoint, Instance, Service, ServiceView
+from sdk.registration import Registration
+from sdk.registry import EnsuredService, RegisteredInstance, RegistryClient
 
 __all__ = [
     "AlreadyExists",
@@ -51,9 +54,11 @@ __all__ = [
     "Config",
     "ConfigError",
     "DeadlineExceeded",
+    "Discovery",
     "DiscoveryError",
     "DiscoveryPolicy",
     "Endpoint",
+    "EnsuredService",
     "FailedPrecondition",
     "HeartbeatPolicy",
     "Instance",
@@ -64,6 +69,10 @@ __all__ = [
     "NoInstances",
     "NotFound",
     "PermissionDenied",
+    "Pick",
+    "RegisteredInstance",
+    "Registration",
+    "RegistryClient",
     "RegistryError",
     "ResourceExhausted",
     "Service",

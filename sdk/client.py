@@ -22,6 +22,8 @@ from sdk._grpc.interceptors import CallInterceptor
 from sdk.auth import Auth
 from sdk.clock import Clock, SystemClock
 from sdk.config import Config
+from sdk.discovery import Discovery
+from sdk.registry import RegistryClient
 
 __all__ = ["Client"]
 
@@ -38,6 +40,9 @@ class Client:
 
     Attributes:
         auth: the token manager (:class:`~sdk.auth.Auth`): ``client.auth.token()``.
+        registry: the registry RPCs (:class:`~sdk.registry.RegistryClient`).
+        discovery: resolve, pick and discovery-aware channels
+            (:class:`~sdk.discovery.Discovery`).
 
     Building a client opens channels lazily (no connection before the first call) and
     makes no call. :meth:`close` (or leaving the ``with`` block) closes every channel.
@@ -55,6 +60,17 @@ class Client:
         self._on_close: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._registry = RegistryClient(self._channel, config)
+        self._discovery = Discovery(self._registry, config, self._clock)
+        self._on_close.append(self._discovery.close)
+
+    @property
+    def registry(self) -> RegistryClient:
+        return self._registry
+
+    @property
+    def discovery(self) -> Discovery:
+        return self._discovery
 
     @property
     def config(self) -> Config:

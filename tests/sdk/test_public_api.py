@@ -13,6 +13,13 @@ PUBLIC = {
     # the client
     "Client",
     "Auth",
+    # registry and discovery
+    "RegistryClient",
+    "EnsuredService",
+    "RegisteredInstance",
+    "Registration",
+    "Discovery",
+    "Pick",
     # configuration
     "Config",
     "TlsConfig",
