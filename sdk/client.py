@@ -60,7 +60,7 @@ class Client:
         self._on_close: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._registry = RegistryClient(self._channel, config)
+        self._registry = RegistryClient(self._channel, config, self)
         self._discovery = Discovery(self._registry, config, self._clock)
         self._on_close.append(self._discovery.close)
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -38,6 +38,10 @@ from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from sdk.config import Config
 from sdk.errors import InvalidArgument, Unknown, from_rpc_error
 from sdk.models import Endpoint, Service, ServiceView
+
+if TYPE_CHECKING:
+    from sdk.client import Client
+    from sdk.registration import LeaseEvent, Registration
 
 __all__ = ["EnsuredService", "RegisteredInstance", "RegistryClient"]
 
@@ -166,9 +170,10 @@ class RegistryClient:
     Thread-safe: it holds no state besides the stub.
     """
 
-    def __init__(self, channel: grpc.Channel, config: Config) -> None:
+    def __init__(self, channel: grpc.Channel, config: Config, client: Client | None = None) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self._config = config
+        self._client = client  # for register_self, which runs a Registration on it
 
     @property
     def env(self) -> str:
@@ -371,3 +376,57 @@ class RegistryClient:
 
     def __repr__(self) -> str:
         return f"RegistryClient(env={self._config.env!r})"
+
+    def register_self(
+        self,
+        project: str,
+        name: str,
+        *,
+        host: str,
+        owner: str = "",
+        description: str = "",
+        spec: Mapping[str, Any] | None = None,
+        instance_key: str = "",
+        env: str | None = None,
+        endpoint: str = "",
+        endpoints: Sequence[Endpoint | Mapping[str, Any]] = (),
+        meta: Mapping[str, Any] | None = None,
+        ttl_seconds: int = 0,
+        http_port: int = 0,
+        grpc_port: int = 0,
+        on_event: Callable[[LeaseEvent], None] | None = None,
+    ) -> Registration:
+        """Ensure the service, register this instance and keep its lease alive.
+
+        The Go SDK's one-call self-registration, without its defects: the
+        heartbeat runs on one long-lived stream, a lost lease is re-registered
+        (with a fresh key when the old one keeps answering 0), and a registry
+        that lost the service gets it ensured again. ``stop()`` the result (or
+        close the client) to deregister.
+
+        Raises:
+            RegistryError: the service could not be ensured or the first
+                registration failed (nothing keeps running then).
+        """
+        if self._client is None:
+            raise RuntimeError("register_self needs a RegistryClient created by sdk.Client")
+        from sdk.registration import start_registration
+
+        ensured = self.ensure_service(
+            project, name, owner=owner, description=description, spec=spec
+        )
+        return start_registration(
+            self._client,
+            service_id=ensured.service.id,
+            host=host,
+            instance_key=instance_key,
+            env=env,
+            endpoint=endpoint,
+            endpoints=endpoints,
+            meta=meta,
+            ttl_seconds=ttl_seconds,
+            http_port=http_port,
+            grpc_port=grpc_port,
+            on_event=on_event,
+            ensure=(project, name),
+        )
