@@ -21,7 +21,9 @@ BENCHMARKS: tuple[str, ...] = (
     "reset",
     "inprocess_start",
     "standalone_start",
+    "plugin_overhead",
     "unary_throughput",
+    "journal_overhead",
     "heartbeat_streams",
 )
 
