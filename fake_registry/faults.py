@@ -155,6 +155,9 @@ class FaultSet:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        # Per method, the rules whose method pattern names it (rebuilt on change):
+        # a call no rule names costs one dict lookup, however many rules exist.
+        self._by_method: dict[str, tuple[FaultRule, ...]] = {}
         self._next_id = 1
 
     def add(
@@ -201,6 +204,7 @@ class FaultSet:
             )
             self._next_id += 1
             self._rules.append(rule)
+            self._by_method = {}
         return rule
 
     def remove(self, rule_id: int) -> bool:
@@ -209,6 +213,7 @@ class FaultSet:
                 if rule.id == rule_id:
                     rule.removed = True
                     self._rules.remove(rule)
+                    self._by_method = {}
                     return True
         return False
 
@@ -217,6 +222,7 @@ class FaultSet:
             for rule in self._rules:
                 rule.removed = True
             self._rules.clear()
+            self._by_method = {}
 
     def rules(self) -> list[FaultRule]:
         with self._lock:
@@ -234,7 +240,11 @@ class FaultSet:
         if not self._rules:  # the common case: no lock, no work
             return None
         with self._lock:
-            for rule in self._rules:
+            candidates = self._by_method.get(method)
+            if candidates is None:
+                candidates = tuple(r for r in self._rules if method_matches(r.method, method))
+                self._by_method[method] = candidates
+            for rule in candidates:
                 if not rule.active or not rule._matches(method, metadata):
                     continue
                 if rule.probability < 1.0 and rule._random.random() >= rule.probability:

@@ -129,37 +129,50 @@ class Call:
     started_at: float
     started_real: float
     streaming: bool
-    request: Message | None = None
-    response: Message | None = None
     code: str | None = None
     details: str = ""
     ended_at: float | None = None
     ended_real: float | None = None
-    faults: list[FaultEvent] = field(default_factory=list)
     #: Frames beyond :data:`FRAMES_PER_CALL` that were dropped, oldest first.
     frames_dropped: int = 0
-    # Frames are kept as (direction, bytes, virtual, real) tuples of immutable
-    # values, which the garbage collector stops tracking: a long stream's
-    # history then costs no GC time. They are decoded when read.
-    _raw_frames: deque[tuple[str, bytes, float, float]] = field(
-        default_factory=lambda: deque(maxlen=FRAMES_PER_CALL), repr=False
-    )
-    _frame_types: dict[str, type[Message]] = field(default_factory=dict, repr=False)
+    # Messages are kept serialized (decoded when read) and containers are made
+    # only when needed: a journaled call then holds almost nothing the garbage
+    # collector tracks, so a full journal costs no GC pauses. Frames are
+    # (direction, bytes, virtual, real) tuples of immutable values.
+    _request: tuple[type[Message], bytes] | None = field(default=None, repr=False)
+    _response: tuple[type[Message], bytes] | None = field(default=None, repr=False)
+    _faults: list[FaultEvent] | None = field(default=None, repr=False)
+    _raw_frames: deque[tuple[str, bytes, float, float]] | None = field(default=None, repr=False)
+    _frame_types: dict[str, type[Message]] | None = field(default=None, repr=False)
+
+    @property
+    def request(self) -> Message | None:
+        return _decode(self._request)
+
+    @property
+    def response(self) -> Message | None:
+        return _decode(self._response)
+
+    @property
+    def faults(self) -> list[FaultEvent]:
+        """The injected faults that touched this call, oldest first."""
+        return list(self._faults or ())
 
     @property
     def frames(self) -> list[Frame]:
         """The stream's messages in arrival order (the latest :data:`FRAMES_PER_CALL`)."""
-        types = self._frame_types
+        types = self._frame_types or {}
         return [
             Frame(direction, types[direction].FromString(data), virtual, real)  # type: ignore[arg-type]
-            for direction, data, virtual, real in list(self._raw_frames)
+            for direction, data, virtual, real in list(self._raw_frames or ())
         ]
 
     def frame_count(self, direction: str | None = None) -> int:
         """How many frames are kept (in one direction, or both), without decoding them."""
+        raw = list(self._raw_frames or ())
         if direction is None:
-            return len(self._raw_frames)
-        return sum(1 for raw in list(self._raw_frames) if raw[0] == direction)
+            return len(raw)
+        return sum(1 for frame in raw if frame[0] == direction)
 
     @property
     def done(self) -> bool:
@@ -197,6 +210,14 @@ class Call:
         return "Call(" + " ".join(parts) + ")"
 
 
+def _encode(message: Message | None) -> tuple[type[Message], bytes] | None:
+    return None if message is None else (type(message), message.SerializeToString())
+
+
+def _decode(stored: tuple[type[Message], bytes] | None) -> Message | None:
+    return None if stored is None else stored[0].FromString(stored[1])
+
+
 class JournalAssertionError(AssertionError):
     """Raised by :meth:`Journal.assert_called`; the message lists near misses."""
 
@@ -211,7 +232,7 @@ class Journal:
         self._virtual_time = virtual_time
         self._capacity = capacity
         self._cond = threading.Condition()
-        self._calls: list[Call] = []
+        self._calls: deque[Call] = deque(maxlen=capacity)
         self._events: list[FaultEvent] = []
         self._seq = 0
         #: When False nothing is recorded (the benchmark baseline).
@@ -239,11 +260,9 @@ class Journal:
                 started_at=self._virtual_time(),
                 started_real=time.time(),
                 streaming=streaming,
-                request=request,
+                _request=_encode(request),
             )
-            self._calls.append(call)
-            if len(self._calls) > self._capacity:
-                del self._calls[: len(self._calls) - self._capacity]
+            self._calls.append(call)  # the deque drops the oldest past capacity
             self._cond.notify_all()
         return call
 
@@ -252,6 +271,9 @@ class Journal:
             return
         raw = (direction, message.SerializeToString(), self._virtual_time(), time.time())
         with self._cond:
+            if call._raw_frames is None or call._frame_types is None:
+                call._raw_frames = deque(maxlen=FRAMES_PER_CALL)
+                call._frame_types = {}
             call._frame_types.setdefault(direction, type(message))
             if len(call._raw_frames) == FRAMES_PER_CALL:
                 call.frames_dropped += 1
@@ -264,7 +286,7 @@ class Journal:
         if call is None or call.code is not None:
             return
         with self._cond:
-            call.response = response
+            call._response = _encode(response)
             call.details = details
             call.ended_at = self._virtual_time()
             call.ended_real = time.time()
@@ -278,7 +300,9 @@ class Journal:
         with self._cond:
             self._events.append(event)
             if call is not None:
-                call.faults.append(event)
+                if call._faults is None:
+                    call._faults = []
+                call._faults.append(event)
             self._cond.notify_all()
         return event
 
@@ -328,7 +352,8 @@ class Journal:
                     return found[:count]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    seen = "\n".join(f"  {c!r}" for c in self._calls[-20:]) or "  (none)"
+                    recent = list(self._calls)[-20:]
+                    seen = "\n".join(f"  {c!r}" for c in recent) or "  (none)"
                     raise TimeoutError(
                         f"waited {timeout}s for {count} call(s) matching "
                         f"{_label(method_or_predicate)}, got {len(found)}; recent calls:\n{seen}"
