@@ -23,6 +23,7 @@ __all__ = [
     "fake_backends",
     "fake_registry",
     "fake_registry_target",
+    "registry_client",
     "registry_clock",
     "registry_credentials",
     "registry_data",
@@ -249,3 +250,27 @@ def fake_backends(fake_registry: Any) -> Iterator[Any]:
             failures.append(exc)
     if failures:
         raise failures[0]
+
+
+@pytest.fixture
+def registry_client(
+    fake_registry: Any, registry_credentials: Credentials, fake_registry_target: Target
+) -> Iterator[Any]:
+    """An :class:`sdk.Client` wired to the fake, closed after the test.
+
+    In process it reads the fake's :class:`~fake_registry.ManualClock`
+    (``registry_clock``), so advancing that clock moves the SDK's token
+    renewals, heartbeats and cache ages too. For a fake in another process it
+    runs on the system clock (time cannot be shared across processes).
+    """
+    from sdk import Client, Config  # the SDK needs no extra: grpcio and protobuf only
+
+    clock = fake_registry_target.clock if fake_registry_target.kind == "inprocess" else None
+    config = Config(
+        fake_registry.address, registry_credentials.client_key, registry_credentials.client_secret
+    )
+    client = Client(config, clock=clock)
+    try:
+        yield client
+    finally:
+        client.close()
