@@ -139,19 +139,24 @@ class Call:
     # only when needed: a journaled call then holds almost nothing the garbage
     # collector tracks, so a full journal costs no GC pauses. Frames are
     # (direction, bytes, virtual, real) tuples of immutable values.
-    _request: tuple[type[Message], bytes] | None = field(default=None, repr=False)
-    _response: tuple[type[Message], bytes] | None = field(default=None, repr=False)
+    # Type and bytes in separate slots: a tuple holding a type stays GC-tracked.
+    _request_type: type[Message] | None = field(default=None, repr=False)
+    _request_bytes: bytes = field(default=b"", repr=False)
+    _response_type: type[Message] | None = field(default=None, repr=False)
+    _response_bytes: bytes = field(default=b"", repr=False)
     _faults: list[FaultEvent] | None = field(default=None, repr=False)
     _raw_frames: deque[tuple[str, bytes, float, float]] | None = field(default=None, repr=False)
     _frame_types: dict[str, type[Message]] | None = field(default=None, repr=False)
 
     @property
     def request(self) -> Message | None:
-        return _decode(self._request)
+        kind = self._request_type
+        return None if kind is None else kind.FromString(self._request_bytes)
 
     @property
     def response(self) -> Message | None:
-        return _decode(self._response)
+        kind = self._response_type
+        return None if kind is None else kind.FromString(self._response_bytes)
 
     @property
     def faults(self) -> list[FaultEvent]:
@@ -210,14 +215,6 @@ class Call:
         return "Call(" + " ".join(parts) + ")"
 
 
-def _encode(message: Message | None) -> tuple[type[Message], bytes] | None:
-    return None if message is None else (type(message), message.SerializeToString())
-
-
-def _decode(stored: tuple[type[Message], bytes] | None) -> Message | None:
-    return None if stored is None else stored[0].FromString(stored[1])
-
-
 class JournalAssertionError(AssertionError):
     """Raised by :meth:`Journal.assert_called`; the message lists near misses."""
 
@@ -260,8 +257,10 @@ class Journal:
                 started_at=self._virtual_time(),
                 started_real=time.time(),
                 streaming=streaming,
-                _request=_encode(request),
             )
+            if request is not None:
+                call._request_type = type(request)
+                call._request_bytes = request.SerializeToString()
             self._calls.append(call)  # the deque drops the oldest past capacity
             self._cond.notify_all()
         return call
@@ -286,7 +285,9 @@ class Journal:
         if call is None or call.code is not None:
             return
         with self._cond:
-            call._response = _encode(response)
+            if response is not None:
+                call._response_type = type(response)
+                call._response_bytes = response.SerializeToString()
             call.details = details
             call.ended_at = self._virtual_time()
             call.ended_real = time.time()
