@@ -17,6 +17,7 @@ numbers that overflow float64, and matches struct keys case-insensitively.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -88,6 +89,12 @@ def _loads_go(text: str, *, numbers_as_float: bool) -> Any:
     )
 
 
+# Pure functions of their text; clients re-register and beat with the same
+# payloads over and over, so the last few thousand results are kept.
+_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def normalize_object(text: str) -> str:
     """Normalise ``meta_json`` / ``spec_json`` text; invalid input gives ``""``."""
     if not text:
@@ -101,6 +108,7 @@ def normalize_object(text: str) -> str:
         return ""
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def parse_endpoints(text: str) -> tuple[Endpoint, ...]:
     """Parse ``endpoints_json``; ``""``, ``"null"`` and ``"[]"`` give ``()``.
 
@@ -148,6 +156,7 @@ def _endpoint(index: int, item: Any) -> Endpoint:
     )
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def normalize_endpoints(endpoints: tuple[Endpoint, ...]) -> str:
     """Serialise endpoints as the server does; an empty tuple gives ``""``."""
     if not endpoints:
