@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from sdk._grpc.multicallable import WithCallUnaryUnary
 from sdk.config import Config, TlsConfig
 
 __all__ = ["FailoverChannel", "TargetPlan", "Transport", "open_transport", "plan_target"]
@@ -328,24 +329,10 @@ class FailoverChannel(grpc.Channel):
         return f"FailoverChannel(targets={list(self._targets)!r}, current={self._index})"
 
 
-class _FailoverUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
+class _FailoverUnaryUnary(WithCallUnaryUnary):
     def __init__(self, owner: FailoverChannel, callables: list[Any]) -> None:
         self._owner = owner
         self._callables = callables
-
-    def __call__(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Any:
-        response, _call = self.with_call(
-            request, timeout, metadata, credentials, wait_for_ready, compression
-        )
-        return response
 
     def with_call(
         self,

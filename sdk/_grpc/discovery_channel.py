@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
+from sdk._grpc.multicallable import WithCallUnaryUnary
 from sdk.config import Config
 from sdk.errors import DeadlineExceeded, NoHealthyInstances, Unavailable
 
@@ -288,24 +289,10 @@ def _multicallable(channel: grpc.Channel, kind: str, spec: Spec) -> Any:
     return getattr(channel, kind)(method, serializer, deserializer, _registered_method=False)
 
 
-class _UnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
+class _UnaryUnary(WithCallUnaryUnary):
     def __init__(self, owner: DiscoveryChannel, spec: Spec) -> None:
         self._owner = owner
         self._spec = spec
-
-    def __call__(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Any:
-        response, _call = self.with_call(
-            request, timeout, metadata, credentials, wait_for_ready, compression
-        )
-        return response
 
     def with_call(
         self,
