@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/python examples/raw_stubs_demo.py
+	$(BIN)/python -m sdk
 
 # The contract suite (docs/contract-suite.md) runs against both fakes the plugin starts.
 test: $(STAMP) lint typecheck

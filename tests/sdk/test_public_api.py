@@ -92,9 +92,18 @@ def test_testing_helpers() -> None:
     assert sdk.testing.__all__ == ["DEFAULT_START", "ManualClock"]
 
 
-def _imported_modules(path: Path) -> set[str]:
+def _imported_modules(path: Path, *, skip_functions: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    in_functions = {
+        id(inner)
+        for node in ast.walk(tree)
+        if skip_functions and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for inner in ast.walk(node)
+    }
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in in_functions:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -104,9 +113,19 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_sdk_never_imports_the_harness() -> None:
     # DESIGN 2: a bug shared by the SDK and the fake would hide itself.
+    # The one exception: sdk/__main__.py (the `python -m sdk` demo, which the library never
+    # imports) starts an embedded fake, so it may import fake_registry inside a function
+    # (lazily: without the `testing` extra only the demo fails). Its module-level imports
+    # are checked like every other module's, and pytest/pytest_plugin stay forbidden.
     for path in sorted(SDK_ROOT.rglob("*.py")):
         for module in _imported_modules(path):
             top = module.split(".")[0]
+            lazy = path.name == "__main__.py" and path.parent == SDK_ROOT
+            if lazy and top == "fake_registry":
+                assert module not in _imported_modules(path, skip_functions=True), (
+                    f"sdk/__main__.py must import {module} inside a function"
+                )
+                continue
             assert top not in {"fake_registry", "pytest_plugin", "pytest"}, (
                 f"{path.relative_to(SDK_ROOT.parent)} imports {module}"
             )
