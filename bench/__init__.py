@@ -25,6 +25,9 @@ BENCHMARKS: tuple[str, ...] = (
     "unary_throughput",
     "journal_overhead",
     "heartbeat_streams",
+    "sdk_pick",
+    "sdk_unary",
+    "sdk_discovery_channel",
 )
 
 

@@ -72,6 +72,7 @@ class _Snapshot:
     view: ServiceView
     identities: tuple[Identity, ...]  # same order as view.instances; one object per refresh
     live: frozenset[Identity]
+    picks: tuple[Pick, ...]  # one per instance, built once per refresh: pick() allocates nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ class Discovery:
     def _resolve(self, key: Key, timeout: float | None) -> _Snapshot:
         cache = self._cache
         bound = timeout if timeout is not None else self._config.default_timeout
-        give_up = time.monotonic() + bound
+        give_up: float | None = None  # fixed when a wait is first needed
         with self._cond:
             while True:
                 now = self._clock.monotonic()
@@ -165,6 +166,8 @@ class Discovery:
                     break
                 if role is RefreshRole.SERVE_STALE and found.value is not None:
                     return found.value
+                if give_up is None:
+                    give_up = time.monotonic() + bound
                 remaining = give_up - time.monotonic()
                 if remaining <= 0:
                     raise DeadlineExceeded(
@@ -207,7 +210,10 @@ class Discovery:
         instances = tuple(sorted(view.instances, key=lambda i: i.instance_key))
         identities = tuple(i.identity for i in instances)
         snapshot = _Snapshot(
-            ServiceView(view.service, instances), identities, frozenset(identities)
+            ServiceView(view.service, instances),
+            identities,
+            frozenset(identities),
+            tuple(Pick(i, self._reporter(key, i.identity)) for i in instances),
         )
         with self._cond:
             cache.on_refresh_ok(key, snapshot, self._clock.monotonic())
@@ -246,22 +252,30 @@ class Discovery:
             RegistryError: resolving failed (see :meth:`resolve`).
         """
         key = (project, name)
-        snapshot = self._resolve(key, timeout)
-        with self._cond:
-            balancer = self._balancers.get(key)
-            if balancer is None:
-                balancer = self._balancers[key] = RoundRobin()
-            cooldowns = self._cooldowns.get(key)
-            usable = None if cooldowns is None else cooldowns.available(self._clock.monotonic())
-            chosen = balancer.pick(snapshot.identities, usable)
+        with self._cond:  # the warm path: one lock hold, no allocation
+            now = self._clock.monotonic()
+            snapshot = self._cache.fresh_value(key, now)
+            chosen = None if snapshot is None else self._choose(key, snapshot, now)
+        if snapshot is None or chosen is None:
+            snapshot = self._resolve(key, timeout)
+            with self._cond:
+                chosen = self._choose(key, snapshot, self._clock.monotonic())
         if chosen is NoPick.NO_INSTANCES:
             raise NoInstances(project, name, env=self._config.env)
         if chosen is NoPick.ALL_COOLING:
             raise NoHealthyInstances(
                 project, name, cooling_down=len(snapshot.identities), env=self._config.env
             )
-        instance = snapshot.view.instances[chosen]
-        return Pick(instance, self._reporter(key, instance.identity))
+        return snapshot.picks[chosen]
+
+    def _choose(self, key: Key, snapshot: _Snapshot, now: float) -> int | NoPick:
+        """Round-robin over the usable instances (call with the lock held)."""
+        balancer = self._balancers.get(key)
+        if balancer is None:
+            balancer = self._balancers[key] = RoundRobin()
+        cooldowns = self._cooldowns.get(key)
+        usable = None if cooldowns is None else cooldowns.available(now)
+        return balancer.pick(snapshot.identities, usable)
 
     def _reporter(self, key: Key, identity: Identity) -> Callable[[BaseException | None], None]:
         def report(error: BaseException | None) -> None:
