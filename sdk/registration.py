@@ -93,6 +93,7 @@ class _Stream:
     )
     call: Any = None
     closed: bool = False
+    generation: int = 0  # of the token the stream opened with
 
     def iterate(self) -> Iterator[registry_pb2.HeartbeatRequest]:
         while (request := self.requests.get()) is not None:
@@ -445,8 +446,11 @@ class Registration:
         stream = _Stream(stream_id)
         try:
             stream.call = self._stub.HeartbeatStream(stream.iterate())
+            stream.generation = self._client.auth.generation
         except (grpc.RpcError, RegistryError, ValueError) as exc:  # no token, closed channel
             code = _code_name(exc) if not isinstance(exc, ValueError) else "CANCELLED"
+            if code == "UNAUTHENTICATED":  # G5/G7: reopen with a fresh token
+                self._client.auth.on_unauthenticated(self._client.auth.generation)
             stream.close()
             return lambda now: lease.stream_failed(now, stream_id, code)
         self._streams[stream_id] = stream
@@ -467,6 +471,8 @@ class Registration:
         except grpc.RpcError as exc:
             if not stream.closed:
                 code = _code_name(exc)
+                if code == "UNAUTHENTICATED":  # G5/G7: reopen with a fresh token
+                    self._client.auth.on_unauthenticated(stream.generation)
                 self._push(lambda now: lease.stream_failed(now, stream_id, code))
         except Exception:  # never let a reader die silently
             _log.exception("heartbeat reader failed")
