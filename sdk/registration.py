@@ -33,7 +33,6 @@ and register again under the id it returns, so :attr:`Registration.service_id` m
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import queue
@@ -65,6 +64,7 @@ from sdk._core.lease_values import (
 from sdk.client import Client
 from sdk.errors import NotFound, RegistryError, from_rpc_error
 from sdk.models import Endpoint, _authority
+from sdk.registry import endpoints_json_text, json_object_text
 
 __all__ = ["LeaseEvent", "LeaseState", "Reason", "Registration", "start_registration"]
 
@@ -483,24 +483,6 @@ class Registration:
                 self._push(lambda now: lease.stream_ended(now, stream_id))
 
 
-def _endpoints_json(endpoints: Sequence[Endpoint | Mapping[str, Any]]) -> str:
-    if not endpoints:
-        return ""
-    items = []
-    for item in endpoints:
-        if isinstance(item, Endpoint):
-            items.append({"host": item.host, "network": item.network, "priority": item.priority})
-        else:
-            items.append(
-                {
-                    "host": item.get("host", ""),
-                    "network": item.get("network", ""),
-                    "priority": item.get("priority", 0),
-                }
-            )
-    return json.dumps(items, separators=(",", ":"))
-
-
 def start_registration(
     client: Client,
     *,
@@ -544,7 +526,8 @@ def start_registration(
         RegistryError: the first RegisterInstance failed (for example :class:`NotFound`).
     """
     ports = grpc_port or http_port
-    endpoints_json = _endpoints_json(endpoints)
+    method = "/xiaozhizhang.registry.v1.RegistryService/RegisterInstance"
+    endpoints_json = endpoints_json_text(endpoints, method)
     if not endpoint and not endpoints_json and host:
         endpoint = _authority(host, ports)
     request = registry_pb2.RegisterInstanceRequest(
@@ -553,7 +536,7 @@ def start_registration(
         env=env or client.config.env,
         host=host,
         endpoint=endpoint,
-        meta_json=json.dumps(dict(meta), sort_keys=True, separators=(",", ":")) if meta else "",
+        meta_json=json_object_text("meta", meta, method),
         ttl_seconds=ttl_seconds,
         endpoints_json=endpoints_json,
         http_port=http_port,

@@ -124,7 +124,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _json_object(name: str, value: Mapping[str, Any] | None, method: str) -> str:
+def json_object_text(name: str, value: Mapping[str, Any] | None, method: str) -> str:
+    """``value`` as compact JSON text (``""`` for ``None``); a typed error names ``name``."""
     if value is None:
         return ""
     if not isinstance(value, Mapping):
@@ -137,7 +138,8 @@ def _json_object(name: str, value: Mapping[str, Any] | None, method: str) -> str
         raise InvalidArgument(f"{name}: not JSON-encodable: {exc}", method=method) from None
 
 
-def _endpoints_json(value: Iterable[Endpoint | Mapping[str, Any]], method: str) -> str:
+def endpoints_json_text(value: Iterable[Endpoint | Mapping[str, Any]], method: str) -> str:
+    """Validated ``endpoints_json`` text (``""`` for none); errors name the bad item."""
     items = []
     for index, item in enumerate(value):
         where = f"endpoints[{index}]"
@@ -271,7 +273,7 @@ class RegistryClient:
             name=_check_text("name", name, method, required=True),
             owner=_check_text("owner", owner, method, required=False),
             description=_check_text("description", description, method, required=False),
-            spec_json=_json_object("spec", spec, method),
+            spec_json=json_object_text("spec", spec, method),
         )
         reply = self._call("EnsureService", request, timeout)
         return EnsuredService(Service.from_pb(reply.service), bool(reply.created))
@@ -323,7 +325,7 @@ class RegistryClient:
         raw: object = endpoints  # a str is iterable: refuse it rather than split it
         if isinstance(raw, str | bytes):
             raise InvalidArgument("endpoints: must be a sequence of endpoints", method=method)
-        endpoints_json = _endpoints_json(endpoints, method)
+        endpoints_json = endpoints_json_text(endpoints, method)
         if not endpoint and not endpoints_json:
             raise InvalidArgument("endpoint: give endpoint or endpoints", method=method)
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
@@ -336,7 +338,7 @@ class RegistryClient:
             env=env,
             host=host,
             endpoint=endpoint,
-            meta_json=_json_object("meta", meta, method),
+            meta_json=json_object_text("meta", meta, method),
             ttl_seconds=ttl_seconds,
             endpoints_json=endpoints_json,
             http_port=_check_port("http_port", http_port, method),

@@ -8,6 +8,7 @@ import pytest
 
 from fake_registry import FakeRegistry
 from sdk import Client, Config
+from sdk.errors import InvalidArgument
 from sdk.registration import LeaseState
 from sdk.testing import ManualClock
 
@@ -53,3 +54,14 @@ def test_register_self_keeps_an_existing_service(
     assert registration.service_id == existing.id
     assert [s.owner for s in fake.services()] == ["team-a"]
     registration.stop(timeout=5)
+
+
+def test_register_self_rejects_bad_input_naming_the_field(
+    setup: tuple[FakeRegistry, Client, ManualClock],
+) -> None:
+    fake, client, _ = setup
+    with pytest.raises(InvalidArgument, match=r"endpoints\[0\]\.host"):
+        client.registry.register_self("shop", "cart", host="h", endpoints=[{"network": "lan"}])
+    with pytest.raises(InvalidArgument, match="meta"):
+        client.registry.register_self("shop", "cart", host="h", meta={"bad": object()})
+    assert fake.instances() == []
