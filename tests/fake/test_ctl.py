@@ -136,7 +136,10 @@ def ctl(
     return run
 
 
-def test_every_verb_of_the_issue_exists_with_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_verb_of_the_issue_exists_with_help(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # argparse wraps usage to the terminal's width
     assert list(VERBS) == SPEC_VERBS
     for name in VERBS:
         assert main(["ctl", name, "--help"]) == 0
