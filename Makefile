@@ -16,12 +16,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m sdk
 
-# The contract suite (docs/contract-suite.md) runs against both fakes the plugin starts.
+# The contract suite (docs/contract-suite.md) runs against both fakes the plugin starts,
+# and against the fake's image when FAKE_REGISTRY_IMAGE names one (CI: .ci/run builds it;
+# docs/containers.md). Container tests skip without Docker unless FAKE_REGISTRY_REQUIRE_DOCKER=1.
+CONTRACT := $(BIN)/python -m pytest --pyargs pytest_plugin.contract -q -p no:cacheprovider
 test: $(STAMP) lint typecheck
 	$(BIN)/python scripts/gen_protos.py --check
 	$(BIN)/python -m pytest -n auto
-	$(BIN)/python -m pytest --pyargs pytest_plugin.contract -q -p no:cacheprovider
-	$(BIN)/python -m pytest --pyargs pytest_plugin.contract -q -p no:cacheprovider --fake-registry-target subprocess
+	$(CONTRACT)
+	$(CONTRACT) --fake-registry-target subprocess
+	$(if $(FAKE_REGISTRY_IMAGE),$(CONTRACT) --fake-registry-target docker)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,8 +7,9 @@ with 0. Every error is one line on stderr, ``fake-registry: error: ...``, with
 exit code 2 for a bad command line, seed or TLS file and 1 when the server
 cannot listen. Client secrets and the control token are never printed.
 
-Commands: ``serve`` (the default when no command is given) and ``ctl``
-(:mod:`fake_registry.ctl`: drive a running fake through its control service).
+Commands: ``serve`` (the default when no command is given), ``ctl``
+(:mod:`fake_registry.ctl`: drive a running fake through its control service)
+and ``health`` (:mod:`fake_registry.health`: ask its gRPC health service).
 """
 
 from __future__ import annotations
@@ -150,9 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_serve_arguments(serve_parser, defaults=False)
     serve_parser.set_defaults(handler=serve)
-    from fake_registry.ctl import add_ctl_command  # ctl imports this module
+    from fake_registry.ctl import add_ctl_command  # ctl and health import this module
+    from fake_registry.health import add_health_command
 
     add_ctl_command(commands)
+    add_health_command(commands)
     return parser
 
 

@@ -59,6 +59,7 @@ def fake_registry_target(pytestconfig: pytest.Config) -> Iterator[Target]:
             control_token=_option(pytestconfig, "fake-registry-control-token")
             or os.environ.get("FAKE_REGISTRY_CONTROL_TOKEN"),
             log_level=_option(pytestconfig, "fake-registry-log"),
+            image=_option(pytestconfig, "fake-registry-image"),
         )
     except (RuntimeError, ValueError) as exc:  # HarnessMissing is a RuntimeError
         problem = str(exc)

@@ -9,6 +9,9 @@ tests:
                   the test; its handle *is* the fake
     subprocess    ``python -m fake_registry`` started for the session; the
                   handle is a :class:`~fake_registry.control_client.ControlClient`
+    docker        the fake's image started for the session as a
+                  :class:`~fake_registry.container.FakeRegistryContainer`
+                  (testcontainers); the handle is its ControlClient
     HOST:PORT     an already running registry. If it answers the control
                   service (a standalone or containerised fake), the handle is
                   a ControlClient; otherwise (a real registry) there is no
@@ -35,6 +38,8 @@ __all__ = ["Credentials", "HarnessMissing", "Target", "build_target"]
 DEFAULT_KEY, DEFAULT_SECRET = "pytest-key", "pytest-secret"
 #: Real seconds a subprocess fake gets to print its first line.
 STARTUP_TIMEOUT = 30.0
+#: Real seconds a container gets to answer (a cold engine can be slow).
+CONTAINER_TIMEOUT = 120.0
 
 
 class HarnessMissing(RuntimeError):
@@ -52,9 +57,9 @@ def _installed(module: str) -> bool:
         return False
 
 
-def require_harness() -> None:
-    """Check the fake's dependencies are installed, or explain which extra brings them."""
-    missing = [module for module in HARNESS_MODULES if not _installed(module)]
+def require_harness(*extra: str) -> None:
+    """Check the fake's dependencies (and ``extra`` modules) are installed, or name the extra."""
+    missing = [module for module in (*HARNESS_MODULES, *extra) if not _installed(module)]
     if missing:
         raise HarnessMissing(
             f"the fake registry fixtures need the 'testing' extra: "
@@ -76,7 +81,7 @@ class Target:
     """One registry for the session, and how to reset it between tests.
 
     Attributes:
-        kind: ``"inprocess"``, ``"subprocess"`` or ``"external"``.
+        kind: ``"inprocess"``, ``"subprocess"``, ``"docker"`` or ``"external"``.
         address: ``host:port`` to dial.
         credentials: what the registry accepts.
         handle: the control API (a FakeRegistry or a ControlClient), or
@@ -122,19 +127,28 @@ def build_target(
     client_secret: str | None = None,
     control_token: str | None = None,
     log_level: str | None = None,
+    image: str | None = None,
 ) -> Target:
     """Start or connect to the registry that ``spec`` names.
 
     Args:
-        spec: ``"inprocess"``, ``"subprocess"`` or ``"HOST:PORT"``.
+        spec: ``"inprocess"``, ``"subprocess"``, ``"docker"`` or ``"HOST:PORT"``.
         client_key, client_secret: credentials; required for ``HOST:PORT``.
         control_token: the external fake's control token, if it requires one.
-        log_level: the fake's log level (its logs go to stderr).
+        log_level: the fake's log level (its logs go to stderr; in a container,
+            to the container's log).
+        image: the image of the ``docker`` target; ``None`` means
+            ``$FAKE_REGISTRY_IMAGE``, else ``aio-registry-fake:latest``.
 
     Raises:
         HarnessMissing: the ``testing`` extra is not installed.
         ValueError: a bad ``spec`` or missing credentials (the message says which).
+        RuntimeError: the ``docker`` target cannot start its container (the
+            message says why: no engine, no image, the fake exited).
     """
+    if spec == "docker":
+        require_harness("testcontainers")
+        return _docker(log_level, image)
     require_harness()
     if spec == "inprocess":
         return _inprocess(log_level)
@@ -149,7 +163,7 @@ def build_target(
             )
         return _external(spec, Credentials(client_key, client_secret), control_token)
     raise ValueError(
-        f"--fake-registry-target must be inprocess, subprocess or HOST:PORT (got {spec!r})"
+        f"--fake-registry-target must be inprocess, subprocess, docker or HOST:PORT (got {spec!r})"
     )
 
 
@@ -207,6 +221,34 @@ def _subprocess(log_level: str | None) -> Target:
     )
     target._closers.append(lambda: _stop_process(process))
     target._closers.append(control.close)
+    return target
+
+
+def _docker(log_level: str | None, image: str | None) -> Target:
+    from fake_registry.container import FakeRegistryContainer, unavailable_reason
+
+    problem = unavailable_reason(image, local_image=False)  # the image may be pulled
+    if problem:
+        raise RuntimeError(f"--fake-registry-target docker: {problem}")
+    container = FakeRegistryContainer(
+        image,
+        clients={DEFAULT_KEY: DEFAULT_SECRET},
+        log_level=(log_level or "WARNING").upper(),
+        start_timeout=CONTAINER_TIMEOUT,
+    )
+    try:
+        container.start()  # removes the container if the fake does not answer
+    except RuntimeError as exc:
+        raise RuntimeError(f"--fake-registry-target docker: {exc}") from None
+    control = container.control
+    target = Target(
+        "docker",
+        container.address,
+        Credentials(DEFAULT_KEY, DEFAULT_SECRET),
+        control,
+        _RemoteClock(control),
+    )
+    target._closers.append(container.stop)  # closes the control client too
     return target
 
 

@@ -322,6 +322,7 @@ def test_a_bad_target_fails_the_tests_that_need_it(inner: pytest.Pytester) -> No
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines(
         [
-            "*--fake-registry-target must be inprocess, subprocess or HOST:PORT (got 'nowhere')",
+            "*--fake-registry-target must be inprocess, subprocess, docker or HOST:PORT "
+            "(got 'nowhere')",
         ]
     )
