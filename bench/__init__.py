@@ -21,6 +21,7 @@ BENCHMARKS: tuple[str, ...] = (
     "reset",
     "inprocess_start",
     "standalone_start",
+    "container_start",
     "plugin_overhead",
     "unary_throughput",
     "journal_overhead",
@@ -28,6 +29,8 @@ BENCHMARKS: tuple[str, ...] = (
     "sdk_pick",
     "sdk_unary",
     "sdk_discovery_channel",
+    "sdk_aio_unary",
+    "sdk_aio_throughput",
 )
 
 

@@ -2,11 +2,12 @@
 
 Options, each with an ini twin (the command line wins):
 
-    --fake-registry-target         inprocess (default) | subprocess | HOST:PORT
+    --fake-registry-target         inprocess (default) | subprocess | docker | HOST:PORT
     --fake-registry-client-key     credentials for a HOST:PORT target
     --fake-registry-client-secret  (or FAKE_REGISTRY_CLIENT_KEY / _SECRET)
     --fake-registry-control-token  the external fake's control token
     --fake-registry-log            the fake's log level (DEBUG, INFO, ...)
+    --fake-registry-image          the docker target's image (or FAKE_REGISTRY_IMAGE)
 
 Markers:
 
@@ -24,6 +25,11 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_plugin.async_fixtures import (
+    _async_registry_client_anyio,
+    _async_registry_client_asyncio,
+    async_registry_client,
+)
 from pytest_plugin.fixtures import (
     _fake_registry_control_guard,
     fake_backends,
@@ -36,7 +42,10 @@ from pytest_plugin.fixtures import (
 )
 
 __all__ = [
+    "_async_registry_client_anyio",
+    "_async_registry_client_asyncio",
     "_fake_registry_control_guard",
+    "async_registry_client",
     "fake_backends",
     "fake_registry",
     "fake_registry_target",
@@ -48,11 +57,14 @@ __all__ = [
 
 _OPTIONS = (
     ("fake-registry-target", "where the registry under test runs: inprocess (default), "
-     "subprocess (python -m fake_registry per worker) or HOST:PORT (a running fake or registry)"),
+     "subprocess (python -m fake_registry per worker), docker (the fake's image per worker) "
+     "or HOST:PORT (a running fake or registry)"),
     ("fake-registry-client-key", "client key for a HOST:PORT target"),
     ("fake-registry-client-secret", "client secret for a HOST:PORT target"),
     ("fake-registry-control-token", "control token of a HOST:PORT fake that requires one"),
     ("fake-registry-log", "log level of the fake (DEBUG, INFO, WARNING, ERROR)"),
+    ("fake-registry-image", "image of the docker target (default: $FAKE_REGISTRY_IMAGE, else "
+     "aio-registry-fake:latest)"),
 )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""The AIO registry client SDK (sync, later asyncio).
+"""The AIO registry client SDK (sync; the asyncio twin is :mod:`sdk.aio`).
 
 The public names are listed in ``__all__`` (a test keeps it exact). Test
 helpers live in :mod:`sdk.testing`; the conversions between status codes and
@@ -22,6 +22,7 @@ from sdk.discovery import Discovery, Pick
 from sdk.errors import (
     AlreadyExists,
     Cancelled,
+    ClientClosed,
     ConfigError,
     DeadlineExceeded,
     DiscoveryError,
@@ -50,6 +51,7 @@ __all__ = [
     "Auth",
     "Cancelled",
     "Client",
+    "ClientClosed",
     "Clock",
     "Config",
     "ConfigError",

@@ -12,6 +12,11 @@ With ``--registry HOST:PORT`` (and ``--client-key``/``--client-secret``, or the 
 :meth:`sdk.Config.from_env`) it runs the plain workflow against that registry instead:
 authenticate, list, ensure a demo service, register itself, a few beats, stop.
 
+With ``--async`` the same walk-through runs on the asyncio SDK (:class:`sdk.aio.AsyncClient`).
+The script is written once: every SDK call goes through ``_r``, which awaits what the
+asyncio SDK returns and passes the sync SDK's results through, so both flavours take
+exactly the same steps.
+
 Exit status 0 on success, 1 with a one-line error on stderr otherwise. Tokens are never
 printed.
 """
@@ -19,6 +24,8 @@ printed.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -26,6 +33,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from sdk.client import Client
 from sdk.config import Config, HeartbeatPolicy
@@ -40,6 +48,20 @@ _WAIT = 5.0  # real seconds: the bound on every wait of the demo
 
 class DemoError(Exception):
     """A step did not do what the demo expected; the message is the one-line error."""
+
+
+async def _r(value: Any) -> Any:
+    """The result of an SDK call of either flavour: awaited if the asyncio SDK made it."""
+    return await value if inspect.isawaitable(value) else value
+
+
+def _client(config: Config, flavour: str) -> Any:
+    """A ``Client`` or (inside the running loop) an ``AsyncClient``."""
+    if flavour == "async":
+        from sdk.aio import AsyncClient
+
+        return AsyncClient(config)
+    return Client(config)
 
 
 def step(number: int, text: str) -> None:
@@ -58,21 +80,22 @@ def _show_views(views: Sequence[ServiceView]) -> None:
         say(f"{view.service.project}/{view.service.name} (id {view.service.id}): {keys}")
 
 
-def _beats(registration: Registration, count: int) -> None:
+async def _beats(registration: Registration, count: int) -> None:
     """Wait for ``count`` more beat answers, printing the lease after each."""
     start = registration.answers
     for n in range(start + 1, start + count + 1):
-        if not registration.wait_answers(n, timeout=_WAIT):
+        if not await _r(registration.wait_answers(n, timeout=_WAIT)):
             raise DemoError(f"no heartbeat answer within {_WAIT:g} s")
         say(f"beat answered: lease renewed until {registration.expires_at}")
 
 
-def _stop(client: Client, registration: Registration, name: str) -> None:
+async def _stop(client: Client, registration: Registration, name: str) -> None:
     key = registration.instance_key
-    if not registration.stop(timeout=_WAIT):
+    if not await _r(registration.stop(timeout=_WAIT)):
         raise DemoError(f"the registration did not stop within {_WAIT:g} s")
     say(f"state={registration.state.name}")
-    view = next((v for v in client.registry.list_services(PROJECT) if v.service.name == name), None)
+    views = await _r(client.registry.list_services(PROJECT))
+    view = next((v for v in views if v.service.name == name), None)
     if view is not None and view.find(key) is not None:
         raise DemoError(f"{key} is still listed after stop()")
     say(f"{key} deregistered: {PROJECT}/{name} no longer lists it")
@@ -81,7 +104,7 @@ def _stop(client: Client, registration: Registration, name: str) -> None:
 # --- the embedded fake ---------------------------------------------------------------------
 
 
-def run_embedded() -> int:
+async def run_embedded(flavour: str = "sync") -> int:
     # Imported here only (DESIGN 2: the SDK never depends on its test harness).
     try:
         import grpc
@@ -109,41 +132,43 @@ def run_embedded() -> int:
             SECRET,
             heartbeat=HeartbeatPolicy(backoff_initial=0.2, backoff_max=1.0),
         )
-        with Client(config) as client:
+        client = _client(config, flavour)
+        try:
             step(1, f"Authenticate with client key {KEY!r} (the token itself is never shown)")
-            client.auth.token()
+            await _r(client.auth.token())
             expires_at = client.auth.expires_at or 0
             left = expires_at - fake.clock.time()
             say(f"token expires_at={expires_at} (in {left:.0f} s)")
             say(f"authentications={fake.authentications} renewals={fake.renewals}")
 
             step(2, f"List the services of project {PROJECT!r}")
-            _show_views(client.registry.list_services(PROJECT))
+            _show_views(await _r(client.registry.list_services(PROJECT)))
 
             step(3, "Resolve demo/echo and pick an instance")
-            view = client.discovery.resolve(PROJECT, "echo")
+            view = await _r(client.discovery.resolve(PROJECT, "echo"))
             say(f"resolved {len(view.instances)} instances")
-            pick = client.discovery.pick(PROJECT, "echo")
+            pick = await _r(client.discovery.pick(PROJECT, "echo"))
             say(f"picked {pick.instance.instance_key} at {pick.instance.grpc_address()}")
             pick.succeeded()
 
             step(4, 'Six Echo calls through client.discovery.channel("demo", "echo")')
             stub = echo_pb2_grpc.EchoServiceStub(client.discovery.channel(PROJECT, "echo"))
 
-            def calls(count: int) -> Counter[str]:
+            async def calls(count: int) -> Counter[str]:
                 answered: Counter[str] = Counter()
                 for i in range(count):
-                    reply = stub.Echo(echo_pb2.EchoRequest(message=f"hello {i}"), timeout=5)
+                    request = echo_pb2.EchoRequest(message=f"hello {i}")
+                    reply = await _r(stub.Echo(request, timeout=5))
                     say(f"{reply.message!r} answered by {reply.instance_key}")
                     answered[reply.instance_key] += 1
                 return answered
 
-            answered = calls(6)
+            answered = await calls(6)
             say(f"round-robin: {dict(sorted(answered.items()))}")
 
             step(5, "echo-1 fails with UNAVAILABLE: calls fail over to the others")
             pool["echo-1"].fail(grpc.StatusCode.UNAVAILABLE, "echo-1 is down (demo)")
-            answered = calls(6)
+            answered = await calls(6)
             if "echo-1" in answered:
                 raise DemoError("echo-1 answered while failing")
             say(f"failover: every call succeeded, answered by {sorted(answered)}")
@@ -153,29 +178,31 @@ def run_embedded() -> int:
             pool["echo-1"].recover()
 
             step(6, "Self-registration: register_self demo/demo-app with a 3 s lease")
-            registration = client.registry.register_self(
-                PROJECT,
-                "demo-app",
-                host="127.0.0.1",
-                instance_key="demo-app-1",
-                endpoints=[Endpoint("127.0.0.1", "local")],
-                grpc_port=50099,
-                ttl_seconds=3,
+            registration = await _r(
+                client.registry.register_self(
+                    PROJECT,
+                    "demo-app",
+                    host="127.0.0.1",
+                    instance_key="demo-app-1",
+                    endpoints=[Endpoint("127.0.0.1", "local")],
+                    grpc_port=50099,
+                    ttl_seconds=3,
+                )
             )
-            if not registration.wait_registered(timeout=_WAIT):
+            if not await _r(registration.wait_registered(timeout=_WAIT)):
                 raise DemoError(f"not registered: state={registration.state.name}")
             say(
                 f"registered {registration.instance_key}, one beat every "
                 f"{registration.interval:g} s on one long-lived HeartbeatStream"
             )
-            _beats(registration, 2)
+            await _beats(registration, 2)
 
             step(7, "The fake kills the heartbeat stream; the SDK reopens it")
             seen = len(registration.events)
             killed = fake.kill_streams("demo-app-1")
             say(f"streams killed: {killed}")
-            _beats(registration, 1)
-            if not registration.wait_state(LeaseState.BEATING, timeout=_WAIT):
+            await _beats(registration, 1)
+            if not await _r(registration.wait_state(LeaseState.BEATING, timeout=_WAIT)):
                 raise DemoError(f"no reconnect: state={registration.state.name}")
             for event in registration.events[seen:]:
                 if event.reason is not Reason.BEAT_OK:
@@ -186,7 +213,7 @@ def run_embedded() -> int:
             step(8, "The fake expires every token; the next call gets a new one")
             before = (fake.authentications, fake.renewals)
             say(f"tokens expired: {fake.expire_tokens()}")
-            _show_views(client.registry.list_services(PROJECT))
+            _show_views(await _r(client.registry.list_services(PROJECT)))
             after = (fake.authentications, fake.renewals)
             if after == before:
                 raise DemoError("the SDK did not obtain a new token")
@@ -196,7 +223,9 @@ def run_embedded() -> int:
             )
 
             step(9, "Stop the registration: it deregisters")
-            _stop(client, registration, "demo-app")
+            await _stop(client, registration, "demo-app")
+        finally:
+            await _r(client.close())
     print("\ndone")
     return 0
 
@@ -204,41 +233,48 @@ def run_embedded() -> int:
 # --- a real registry -------------------------------------------------------------------------
 
 
-def run_remote(config: Config) -> int:
+async def run_remote(config: Config, flavour: str = "sync") -> int:
     name = "sdk-demo"
-    with Client(config) as client:
+    client = _client(config, flavour)
+    try:
         print(f"registry {config.registry_addr}, env {config.env!r}")
         step(1, f"Authenticate with client key {config.client_key!r}")
-        client.auth.token()
+        await _r(client.auth.token())
         say(f"token expires_at={client.auth.expires_at}")
 
         step(2, f"List the services of project {PROJECT!r}")
-        _show_views(client.registry.list_services(PROJECT))
+        _show_views(await _r(client.registry.list_services(PROJECT)))
 
         step(3, f"Ensure the service {PROJECT}/{name}")
-        ensured = client.registry.ensure_service(
-            PROJECT, name, owner="sdk-demo", description="created by python -m sdk"
+        ensured = await _r(
+            client.registry.ensure_service(
+                PROJECT, name, owner="sdk-demo", description="created by python -m sdk"
+            )
         )
         say(f"service id={ensured.service.id} created={ensured.created}")
 
         step(4, "register_self with a 3 s lease, then three beats")
         host = socket.gethostname() or "localhost"
-        registration = client.registry.register_self(
-            PROJECT,
-            name,
-            host=host,
-            instance_key=f"sdk-demo-{host}-{os.getpid()}",
-            endpoints=[Endpoint(host)],
-            grpc_port=50051,
-            ttl_seconds=3,
+        registration = await _r(
+            client.registry.register_self(
+                PROJECT,
+                name,
+                host=host,
+                instance_key=f"sdk-demo-{host}-{os.getpid()}",
+                endpoints=[Endpoint(host)],
+                grpc_port=50051,
+                ttl_seconds=3,
+            )
         )
-        if not registration.wait_registered(timeout=_WAIT):
+        if not await _r(registration.wait_registered(timeout=_WAIT)):
             raise DemoError(f"not registered: state={registration.state.name}")
         say(f"registered {registration.instance_key}")
-        _beats(registration, 3)
+        await _beats(registration, 3)
 
         step(5, "Stop the registration: it deregisters")
-        _stop(client, registration, name)
+        await _stop(client, registration, name)
+    finally:
+        await _r(client.close())
     print("\ndone")
     return 0
 
@@ -259,6 +295,12 @@ def _parser() -> argparse.ArgumentParser:
         const="",
         help="run against this registry instead of the embedded fake; without a value, "
         "REGISTRY_ADDR is used (CLIENT_KEY, CLIENT_SECRET, ENV are read as well)",
+    )
+    parser.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help="run the same walk-through on the asyncio SDK (sdk.aio.AsyncClient)",
     )
     parser.add_argument("--client-key", help="the client key (default: $CLIENT_KEY)")
     parser.add_argument("--client-secret", help="the client secret (default: $CLIENT_SECRET)")
@@ -284,13 +326,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sdk_log.setLevel(logging.WARNING)
     sdk_log.addHandler(handler)
     started = time.monotonic()
+    flavour = "async" if args.use_async else "sync"
     try:
         if args.registry is None:
             if args.client_key is not None or args.client_secret is not None:
                 raise DemoError("--client-key and --client-secret need --registry")
-            code = run_embedded()
+            code = asyncio.run(run_embedded(flavour))
         else:
-            code = run_remote(_remote_config(args))
+            code = asyncio.run(run_remote(_remote_config(args), flavour))
     except (DemoError, ConfigError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -38,9 +38,9 @@ from sdk._core.token import (
 from sdk._grpc.auth_calls import AUTHENTICATE, AuthCalls, TokenReply
 from sdk.clock import Clock
 from sdk.config import Config
-from sdk.errors import DeadlineExceeded, RegistryError, Unknown, from_status
+from sdk.errors import ClientClosed, DeadlineExceeded, RegistryError, Unknown, from_status
 
-__all__ = ["Auth", "jwt_issued_at"]
+__all__ = ["Auth", "TokenKeeper", "jwt_issued_at"]
 
 _log = logging.getLogger("sdk.auth")
 _Flow = Generator[RenewCall | AuthenticateCall, Grant | Rejected, CachedToken | RefreshFailure]
@@ -66,25 +66,15 @@ def jwt_issued_at(token: str) -> float | None:
     return float(iat)
 
 
-class Auth:
-    """The client's token manager (``client.auth``).
+class TokenKeeper:
+    """What the sync and asyncio token managers share: the core state and its outcomes.
 
-    Args:
-        calls: the auth RPCs (on the bare transport).
-        config: credentials, ``default_timeout`` and the token policy.
-        clock: where token time comes from.
-        rand: uniform ``[0, 1)`` numbers for retry jitter.
+    The shells differ only in how they wait (a condition variable, a shared task) and call
+    (blocking, awaited); every decision is ``sdk._core.token``'s, every outcome and error
+    is built here.
     """
 
-    def __init__(
-        self,
-        calls: AuthCalls,
-        config: Config,
-        clock: Clock,
-        *,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
-        self._calls = calls
+    def __init__(self, config: Config, clock: Clock, rand: Callable[[], float]) -> None:
         self._key = config.client_key
         self._secret = config.client_secret
         self._default_timeout = config.default_timeout
@@ -94,14 +84,13 @@ class Auth:
             lead_fraction=config.token.refresh_lead_fraction,
         )
         self._state = TokenState(params, rand=rand)
-        self._cond = threading.Condition()
         self._error: RegistryError | None = None  # what the last failed refresh raised
-        self._waiters = 0
+        self._waiters = 0  # callers waiting for a refresh in flight
 
     def __repr__(self) -> str:
         token = self._state.current
         held = "none" if token is None else f"generation {token.generation}"
-        return f"Auth(client_key={self._key!r}, token={held})"
+        return f"{type(self).__name__}(client_key={self._key!r}, token={held})"
 
     # --- observability --------------------------------------------------------------------
 
@@ -121,6 +110,100 @@ class Auth:
     def generation(self) -> int:
         """How many tokens were obtained so far (each authenticate or renew adds one)."""
         return self._state.generation
+
+    @property
+    def waiters(self) -> int:
+        """How many callers wait for the refresh in flight right now."""
+        return self._waiters
+
+    def fresh(self) -> tuple[str, int] | None:
+        """The cached token and its generation if no refresh is due; never waits or calls."""
+        token = self._state.fresh(self._clock.time())
+        return None if token is None else (token.access_token, token.generation)
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def _outcome(self, reply: TokenReply | None, error: RegistryError | None) -> Grant | Rejected:
+        """The core's input for one refresh RPC: its reply, or the error it raised."""
+        if error is not None:
+            return Rejected(_code(error), self._clock.time())
+        assert reply is not None
+        return Grant(
+            access_token=reply.access_token,
+            expires_at=reply.expires_at,
+            received_at=self._clock.time(),
+            issued_at=jwt_issued_at(reply.access_token),
+        )
+
+    def _finish(
+        self,
+        result: CachedToken | RefreshFailure,
+        error: RegistryError | None,
+        renew_error: RegistryError | None,
+    ) -> tuple[str, int]:
+        """Record how a refresh flow ended; the token, or raise its failure."""
+        self._error = None if error is None else self._pick_error(result, error, renew_error)
+        if isinstance(result, CachedToken):
+            return result.access_token, result.generation
+        _log.warning("token refresh failed: %s%s", result.code, " (final)" if result.final else "")
+        raise self._failure() from None
+
+    @staticmethod
+    def _pick_error(
+        result: CachedToken | RefreshFailure,
+        error: RegistryError,
+        renew_error: RegistryError | None,
+    ) -> RegistryError:
+        # G8: PERMISSION_DENIED from Renew (credential disabled), once Authenticate has
+        # confirmed the credentials do not work, is the error to surface.
+        if (
+            isinstance(result, RefreshFailure)
+            and result.code != result.authenticate_code
+            and renew_error is not None
+        ):
+            return renew_error
+        return error
+
+    def _failure(self) -> RegistryError:
+        """A new exception like the last refresh error (one object per raise: threads)."""
+        error = self._error
+        if error is None:
+            return Unknown("token refresh failed", method=AUTHENTICATE)
+        if isinstance(error, ClientClosed):
+            return ClientClosed(error.details, method=error.method)
+        return from_status(error.code, error.details, error.method)
+
+    @staticmethod
+    def _out_of_time(exc: RegistryError, deadline: float) -> bool:
+        """The RPC hit our own deadline: no verdict on the server, so no hold."""
+        return (
+            exc.code is not None
+            and exc.code.name == "DEADLINE_EXCEEDED"
+            and time.monotonic() >= deadline
+        )
+
+
+class Auth(TokenKeeper):
+    """The client's token manager (``client.auth``).
+
+    Args:
+        calls: the auth RPCs (on the bare transport).
+        config: credentials, ``default_timeout`` and the token policy.
+        clock: where token time comes from.
+        rand: uniform ``[0, 1)`` numbers for retry jitter.
+    """
+
+    def __init__(
+        self,
+        calls: AuthCalls,
+        config: Config,
+        clock: Clock,
+        *,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(config, clock, rand)
+        self._calls = calls
+        self._cond = threading.Condition()
 
     # --- the API --------------------------------------------------------------------------
 
@@ -193,44 +276,21 @@ class Auth:
         renew_error: RegistryError | None = None
         try:
             while True:
+                reply: TokenReply | None = None
+                error: RegistryError | None = None
                 try:
                     reply = self._call(step, deadline)
                 except RegistryError as exc:
-                    if (
-                        exc.code is not None
-                        and exc.code.name == "DEADLINE_EXCEEDED"
-                        and (time.monotonic() >= deadline)
-                    ):
-                        # Our own deadline ran out: no verdict on the server, so no hold;
-                        # a waiter with time left leads the next attempt.
-                        raise
-                    outcome: Grant | Rejected = Rejected(_code(exc), self._clock.time())
-                    error: RegistryError | None = exc
-                else:
-                    outcome = Grant(
-                        access_token=reply.access_token,
-                        expires_at=reply.expires_at,
-                        received_at=self._clock.time(),
-                        issued_at=jwt_issued_at(reply.access_token),
-                    )
-                    error = None
+                    if self._out_of_time(exc, deadline):
+                        raise  # a waiter with time left leads the next attempt
+                    error = exc
+                outcome = self._outcome(reply, error)
                 with self._cond:
                     try:
                         step = flow.send(outcome)
                     except StopIteration as stop:
-                        result: CachedToken | RefreshFailure = stop.value
-                        self._error = (
-                            None if error is None else self._pick_error(result, error, renew_error)
-                        )
                         self._cond.notify_all()
-                        if isinstance(result, CachedToken):
-                            return result.access_token, result.generation
-                        _log.warning(
-                            "token refresh failed: %s%s",
-                            result.code,
-                            " (final)" if result.final else "",
-                        )
-                        raise self._failure() from None
+                        return self._finish(stop.value, error, renew_error)
                 renew_error = error  # Renew failed: Authenticate is next
         except BaseException:
             with self._cond:
@@ -245,29 +305,6 @@ class Auth:
         if isinstance(step, AuthenticateCall):
             return self._calls.authenticate(self._key, self._secret, left)
         return self._calls.renew(step.access_token, left)
-
-    @staticmethod
-    def _pick_error(
-        result: CachedToken | RefreshFailure,
-        error: RegistryError,
-        renew_error: RegistryError | None,
-    ) -> RegistryError:
-        # G8: PERMISSION_DENIED from Renew (credential disabled), once Authenticate has
-        # confirmed the credentials do not work, is the error to surface.
-        if (
-            isinstance(result, RefreshFailure)
-            and result.code != result.authenticate_code
-            and renew_error is not None
-        ):
-            return renew_error
-        return error
-
-    def _failure(self) -> RegistryError:
-        """A new exception like the last refresh error (one object per raise: threads)."""
-        error = self._error
-        if error is None:
-            return Unknown("token refresh failed", method=AUTHENTICATE)
-        return from_status(error.code, error.details, error.method)
 
     def _wait_waiters(self, count: int, timeout: float = 5.0) -> bool:
         """Block until ``count`` threads wait for a refresh (tests); ``False`` on timeout."""

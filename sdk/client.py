@@ -23,6 +23,7 @@ from sdk.auth import Auth
 from sdk.clock import Clock, SystemClock
 from sdk.config import Config
 from sdk.discovery import Discovery
+from sdk.errors import ClientClosed
 from sdk.registry import RegistryClient
 
 __all__ = ["Client"]
@@ -87,7 +88,13 @@ class Client:
         For advanced use with generated stubs; failed calls raise ``grpc.RpcError``
         (convert with :func:`sdk.errors.from_rpc_error`), a token that cannot be obtained
         raises a :class:`~sdk.errors.RegistryError`.
+
+        Raises:
+            ClientClosed: the client is closed (grpcio crashes the process when a stub is
+                built on a closed channel, so the SDK does not hand one out).
         """
+        if self._transport.closed:  # close hooks still use it; afterwards it is gone
+            raise ClientClosed("the client is closed")
         return self._channel
 
     @property

@@ -19,7 +19,8 @@ Rules (the Go SDK's defects fixed, G10 and G11):
                 stale entry at once if one is usable); a failed refresh serves the stale entry
                 for up to ``discovery.max_stale`` seconds past the ttl, then raises the real
                 error. A service that does not exist raises ``ServiceNotFound`` (not cached
-                as stale: the registry answered). An empty instance list is cached.
+                as stale: the registry answered). An empty instance list is cached. A
+                refresh cut short (cancelled, ``ClientClosed``) leaves nothing behind.
     order       instances sorted by ``instance_key`` (the server's order is unspecified)
     pick        round-robin over the instances not cooling down; the position survives
                 refreshes (never back to 0); ``NoInstances`` / ``NoHealthyInstances``
@@ -29,12 +30,12 @@ Rules (the Go SDK's defects fixed, G10 and G11):
     time        the client's clock (``monotonic()``); waiting for another thread's refresh
                 is bounded in real time by the call's timeout (or ``default_timeout``)
 
-Values handed out are immutable snapshots shared between callers.
+Values handed out are immutable snapshots shared between callers. The decisions are made
+in ``sdk._discovery_state``, shared with the asyncio twin :mod:`sdk.aio.discovery`.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -42,37 +43,16 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from sdk._core.balancer import NoPick, RoundRobin
-from sdk._core.cache import CacheParams, DiscoveryCache, RefreshRole
-from sdk._core.cooldown import CooldownParams, Cooldowns
+from sdk._discovery_state import LIST_SERVICES, DiscoveryState, Key, RefreshRole, Snapshot
+from sdk._grpc.discovery_calls import check_max_attempts
 from sdk._grpc.discovery_channel import DiscoveryChannel, InstanceChannels
 from sdk.clock import Clock
 from sdk.config import Config
-from sdk.errors import (
-    DeadlineExceeded,
-    NoHealthyInstances,
-    NoInstances,
-    RegistryError,
-    ServiceNotFound,
-)
+from sdk.errors import DeadlineExceeded, ServiceNotFound
 from sdk.models import Instance, ServiceView
 from sdk.registry import RegistryClient
 
 __all__ = ["Discovery", "Pick"]
-
-_log = logging.getLogger("sdk.discovery")
-
-Key = tuple[str, str]  # (project, name)
-Identity = tuple[int, str]  # (service_id, instance_key)
-_LIST = "/xiaozhizhang.registry.v1.RegistryService/ListServices"
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    view: ServiceView
-    identities: tuple[Identity, ...]  # same order as view.instances; one object per refresh
-    live: frozenset[Identity]
-    picks: tuple[Pick, ...]  # one per instance, built once per refresh: pick() allocates nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,24 +91,16 @@ class Discovery:
         clock: the client's clock.
 
     Thread-safe. :meth:`close` (run by ``Client.close``) closes the per-instance channels.
+    The decisions live in ``sdk._discovery_state`` (shared with ``sdk.aio``); this class
+    calls the registry and blocks the threads that wait for another one's refresh.
     """
 
     def __init__(self, registry: RegistryClient, config: Config, clock: Clock) -> None:
-        policy = config.discovery
         self._registry = registry
         self._config = config
         self._clock = clock
-        self._cache: DiscoveryCache[Key, _Snapshot] = DiscoveryCache(
-            CacheParams(ttl=policy.cache_ttl, max_stale=policy.max_stale)
-        )
-        self._cooldown_params = CooldownParams(
-            base=policy.failure_cooldown,
-            multiplier=2.0 if policy.escalate else 1.0,
-            maximum=policy.cooldown_max,
-        )
-        self._balancers: dict[Key, RoundRobin[Identity]] = {}
-        self._cooldowns: dict[Key, Cooldowns[Identity]] = {}
-        self._cond = threading.Condition(threading.Lock())
+        self._state = DiscoveryState(config, clock)
+        self._cond = threading.Condition(self._state.lock)
         self._channels = InstanceChannels(config)
 
     # --- resolve ------------------------------------------------------------
@@ -146,99 +118,49 @@ class Discovery:
         """
         return self._resolve((project, name), timeout).view
 
-    def _resolve(self, key: Key, timeout: float | None) -> _Snapshot:
-        cache = self._cache
+    def _resolve(self, key: Key, timeout: float | None) -> Snapshot:
         bound = timeout if timeout is not None else self._config.default_timeout
         give_up: float | None = None  # fixed when a wait is first needed
         with self._cond:
             while True:
-                now = self._clock.monotonic()
-                fresh = cache.fresh_value(key, now)
-                if fresh is not None:
-                    return fresh
-                found = cache.lookup(key, now)
-                if found.error is not None:  # a refresh just failed: do not hammer
-                    if found.value is not None:
-                        return found.value
-                    raise found.error
-                role = cache.begin_refresh(key, now)
-                if role is RefreshRole.LEAD:
+                step = self._state.step(key)
+                if step is RefreshRole.LEAD:
                     break
-                if role is RefreshRole.SERVE_STALE and found.value is not None:
-                    return found.value
+                if isinstance(step, Snapshot):
+                    return step
                 if give_up is None:
                     give_up = time.monotonic() + bound
                 remaining = give_up - time.monotonic()
                 if remaining <= 0:
                     raise DeadlineExceeded(
-                        f"waiting for the refresh of {key[0]}/{key[1]}", method=_LIST
+                        f"waiting for the refresh of {key[0]}/{key[1]}", method=LIST_SERVICES
                     )
                 self._cond.wait(remaining)
         return self._refresh(key, timeout)
 
-    def _refresh(self, key: Key, timeout: float | None) -> _Snapshot:
+    def _refresh(self, key: Key, timeout: float | None) -> Snapshot:
         """Fetch as the leader; every path ends the flight and wakes the waiters."""
-        cache = self._cache
+        state = self._state
         try:
-            view = self._fetch(key, timeout)
-        except ServiceNotFound as exc:
+            try:
+                views = self._registry.list_services(key[0], self._config.env, timeout=timeout)
+                snapshot = state.refreshed(key, state.service_in(key, views))
+            except BaseException as exc:
+                stale = state.refresh_failed(key, exc)
+                if stale is None:
+                    if isinstance(exc, ServiceNotFound):
+                        self._channels.retain(key, ())
+                    raise
+                return stale
+        finally:
             with self._cond:
-                cache.invalidate(key)  # an answer, not an outage: no stale serving
-                cache.on_refresh_failed(key, self._clock.monotonic(), exc)
-                self._forget(key)
                 self._cond.notify_all()
-            raise
-        except RegistryError as exc:
-            with self._cond:
-                outcome = cache.on_refresh_failed(key, self._clock.monotonic(), exc)
-                self._cond.notify_all()
-            if outcome.value is None:
-                raise
-            _log.warning(
-                "refreshing %s/%s failed (%s); serving the entry from %.0f s ago",
-                key[0],
-                key[1],
-                exc,
-                outcome.age or 0.0,
-            )
-            return outcome.value
-        except BaseException:
-            with self._cond:
-                cache.abandon_refresh(key)
-                self._cond.notify_all()
-            raise
-        instances = tuple(sorted(view.instances, key=lambda i: i.instance_key))
-        identities = tuple(i.identity for i in instances)
-        snapshot = _Snapshot(
-            ServiceView(view.service, instances),
-            identities,
-            frozenset(identities),
-            tuple(Pick(i, self._reporter(key, i.identity)) for i in instances),
-        )
-        with self._cond:
-            cache.on_refresh_ok(key, snapshot, self._clock.monotonic())
-            cooldowns = self._cooldowns.get(key)
-            if cooldowns is not None:
-                cooldowns.prune(snapshot.live)
-            self._cond.notify_all()
-        self._channels.retain(key, instances)
+        self._channels.retain(key, snapshot.view.instances)
         return snapshot
-
-    def _fetch(self, key: Key, timeout: float | None) -> ServiceView:
-        project, name = key
-        for view in self._registry.list_services(project, self._config.env, timeout=timeout):
-            if view.service.name == name and view.service.project == project:
-                return view
-        raise ServiceNotFound(project, name, env=self._config.env, method=_LIST)
-
-    def _forget(self, key: Key) -> None:
-        self._cooldowns.pop(key, None)
-        self._channels.retain(key, ())
 
     def invalidate(self, project: str, name: str) -> None:
         """Forget the cached entry: the next resolve asks the registry."""
-        with self._cond:
-            self._cache.invalidate((project, name))
+        self._state.invalidate((project, name))
 
     # --- pick ---------------------------------------------------------------
 
@@ -252,64 +174,18 @@ class Discovery:
             RegistryError: resolving failed (see :meth:`resolve`).
         """
         key = (project, name)
-        with self._cond:  # the warm path: one lock hold, no allocation
-            now = self._clock.monotonic()
-            snapshot = self._cache.fresh_value(key, now)
-            chosen = None if snapshot is None else self._choose(key, snapshot, now)
-        if snapshot is None or chosen is None:
-            snapshot = self._resolve(key, timeout)
-            with self._cond:
-                chosen = self._choose(key, snapshot, self._clock.monotonic())
-        if chosen is NoPick.NO_INSTANCES:
-            raise NoInstances(project, name, env=self._config.env)
-        if chosen is NoPick.ALL_COOLING:
-            raise NoHealthyInstances(
-                project, name, cooling_down=len(snapshot.identities), env=self._config.env
-            )
-        return snapshot.picks[chosen]
-
-    def _choose(self, key: Key, snapshot: _Snapshot, now: float) -> int | NoPick:
-        """Round-robin over the usable instances (call with the lock held)."""
-        balancer = self._balancers.get(key)
-        if balancer is None:
-            balancer = self._balancers[key] = RoundRobin()
-        cooldowns = self._cooldowns.get(key)
-        usable = None if cooldowns is None else cooldowns.available(now)
-        return balancer.pick(snapshot.identities, usable)
-
-    def _reporter(self, key: Key, identity: Identity) -> Callable[[BaseException | None], None]:
-        def report(error: BaseException | None) -> None:
-            with self._cond:
-                cooldowns = self._cooldowns.get(key)
-                if error is None:
-                    if cooldowns is not None:
-                        cooldowns.record_success(identity)
-                    return
-                if cooldowns is None:
-                    cooldowns = self._cooldowns[key] = Cooldowns(self._cooldown_params)
-                if self._still_listed(key, identity):
-                    until = cooldowns.record_failure(identity, self._clock.monotonic())
-                    _log.info("instance %s of %s/%s cools down until %.1f", identity, *key, until)
-
-        return report
-
-    def _still_listed(self, key: Key, identity: Identity) -> bool:
-        found = self._cache.lookup(key, self._clock.monotonic())
-        return found.value is None or identity in found.value.live
+        picked = self._state.try_pick(key)  # the warm path: one lock hold, no allocation
+        if picked is not None:
+            return picked
+        return self._state.pick_from(key, self._resolve(key, timeout))
 
     def is_cooling(self, project: str, name: str, instance: Instance) -> bool:
         """Whether ``instance`` is skipped by :meth:`pick` right now."""
-        with self._cond:
-            cooldowns = self._cooldowns.get((project, name))
-            return cooldowns is not None and cooldowns.is_cooling(
-                instance.identity, self._clock.monotonic()
-            )
+        return self._state.is_cooling((project, name), instance)
 
     def failure_records(self, project: str, name: str) -> int:
         """How many instances of ``project/name`` have a failure record (cooling or not)."""
-        with self._cond:
-            cooldowns = self._cooldowns.get((project, name))
-            return 0 if cooldowns is None else len(cooldowns)
+        return self._state.failure_records((project, name))
 
     # --- channels -----------------------------------------------------------
 
@@ -341,15 +217,13 @@ class Discovery:
         Discovery failures (``ServiceNotFound``, ``NoInstances``, ...) are raised as
         :mod:`sdk.errors` exceptions from the stub call; call failures as ``grpc.RpcError``.
         """
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be an integer >= 1, not {max_attempts!r}")
         return DiscoveryChannel(
             self.pick,
             self._channels,
             (project, name),
             network=network,
             credentials=credentials,
-            max_attempts=max_attempts,
+            max_attempts=check_max_attempts(max_attempts),
             default_timeout=self._config.default_timeout,
         )
 
@@ -358,4 +232,4 @@ class Discovery:
         self._channels.close()
 
     def __repr__(self) -> str:
-        return f"Discovery(env={self._config.env!r}, cached={len(self._cache)})"
+        return f"Discovery(env={self._config.env!r}, cached={len(self._state)})"

@@ -13,6 +13,7 @@ conclusion, as discovery does), the server's details and the RPC method::
     ├── DeadlineExceeded         DEADLINE_EXCEEDED
     ├── Internal                 INTERNAL
     ├── Cancelled                CANCELLED
+    │   └── ClientClosed         the client was closed: nothing more can be sent
     ├── ResourceExhausted        RESOURCE_EXHAUSTED
     ├── FailedPrecondition       FAILED_PRECONDITION
     ├── AlreadyExists            ALREADY_EXISTS
@@ -40,10 +41,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 import grpc
+import grpc.aio
 
 __all__ = [
     "AlreadyExists",
     "Cancelled",
+    "ClientClosed",
     "ConfigError",
     "DeadlineExceeded",
     "DiscoveryError",
@@ -61,6 +64,7 @@ __all__ = [
     "Unavailable",
     "UnexpectedStatus",
     "Unknown",
+    "client_closed",
     "from_rpc_error",
     "from_status",
     "is_retryable",
@@ -159,6 +163,22 @@ class Internal(RegistryError):
 
 class Cancelled(RegistryError):
     """The call was cancelled, usually by this process; never retried."""
+
+
+class ClientClosed(Cancelled):
+    """The call was made through a client that is closed (``close()`` was called)."""
+
+
+def client_closed(exc: BaseException, method: str | None = None) -> ClientClosed | None:
+    """:class:`ClientClosed` if ``exc`` is grpc's "this channel is closed", else ``None``.
+
+    grpcio says so with a ``ValueError`` (sync) or ``grpc.aio.UsageError`` (asyncio)
+    instead of a status; the SDK's own methods raise this typed error instead.
+    """
+    text = str(exc).lower()
+    if isinstance(exc, ValueError | grpc.aio.UsageError) and "closed" in text:
+        return ClientClosed("the client is closed", method=method)
+    return None
 
 
 class ResourceExhausted(RegistryError):

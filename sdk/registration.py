@@ -1,6 +1,8 @@
 """Self-registration: register an instance and keep its lease alive (CONTRACT 3.5, G1-G5, G9).
 
-A :class:`Registration` is the sync shell around the sans-IO machine ``sdk._core.lease``:
+A :class:`Registration` is the sync shell around the sans-IO machine ``sdk._core.lease``;
+everything but the IO (request building, action dispatch, the register/ensure fallback,
+events) is shared with the asyncio shell in ``sdk._registration_base``. This shell adds:
 
 - one background thread (``sdk-registration-<service>``) owns the machine: it runs the
   actions the machine returns, waits through the client's clock until the machine's
@@ -34,53 +36,36 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import queue
 import random
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
-from sdk._core.backoff import Backoff
-from sdk._core.lease import Lease
-from sdk._core.lease_values import (
-    Action,
-    CloseStream,
-    Deregister,
-    Emit,
-    LeaseEvent,
-    LeaseParams,
-    LeaseState,
-    OpenStream,
-    Reason,
-    Register,
-    SendBeat,
+from sdk._core.lease_values import LeaseEvent, LeaseState, Reason
+from sdk._registration_base import RegistrationBase
+from sdk._registration_calls import (
+    DEREGISTER_TIMEOUT,
+    Flow,
+    Input,
+    Reply,
+    Unary,
+    as_registry_error,
+    code_name,
+    register_request,
 )
 from sdk.client import Client
-from sdk.errors import NotFound, RegistryError, from_rpc_error
-from sdk.models import Endpoint, _authority
-from sdk.registry import endpoints_json_text, json_object_text
+from sdk.errors import RegistryError
+from sdk.models import Endpoint
 
 __all__ = ["LeaseEvent", "LeaseState", "Reason", "Registration", "start_registration"]
 
 _log = logging.getLogger("sdk.registration")
-_METHOD = "/xiaozhizhang.registry.v1.RegistryService/"
-_DEREGISTER_TIMEOUT = 5.0
-_EVENTS_KEPT = 100
-_DONE = frozenset({LeaseState.STOPPED, LeaseState.FAILED})
-Input = Callable[[float], list[Action]]
-
-
-def _code_name(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    if callable(code):
-        code = code()
-    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -99,6 +84,9 @@ class _Stream:
         while (request := self.requests.get()) is not None:
             yield request
 
+    def send(self, request: registry_pb2.HeartbeatRequest) -> None:
+        self.requests.put(request)
+
     def close(self) -> None:
         self.closed = True
         self.requests.put(None)  # half-close, then cancel: the reader ends either way
@@ -106,10 +94,10 @@ class _Stream:
             self.call.cancel()
 
 
-class Registration:
+class Registration(RegistrationBase[Client]):
     """One self-registered instance and its heartbeat lease; see the module docs.
 
-    Build it with :func:`start_registration` (later ``client.registry.register_self``).
+    Build it with :func:`start_registration` or ``client.registry.register_self``.
 
     Attributes:
         state: where the lease is (a :class:`LeaseState`).
@@ -127,102 +115,28 @@ class Registration:
         on_event: Callable[[LeaseEvent], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._client = client
-        self._clock = client.clock
-        self._request = registry_pb2.RegisterInstanceRequest()
-        self._request.CopyFrom(request)  # ours: the caller's message is never touched (G14)
-        self._service_id = request.service_id
-        self._ensure = ensure
-        self._on_event = on_event
-        rand = (rng if rng is not None else random.Random()).random  # noqa: S311 (jitter, not secrets)
-        policy = client.config.heartbeat
-        params = LeaseParams(
-            min_interval=policy.min_interval,
-            answer_timeout=policy.answer_timeout,
-            backoff=Backoff(
-                policy.backoff_initial,
-                policy.backoff_multiplier,
-                policy.backoff_max,
-                policy.jitter,
-            ),
-        )
-        self._lease = Lease(request.instance_key, int(request.ttl_seconds), params, rand=rand)
+        super().__init__(client, request, ensure=ensure, on_event=on_event, rng=rng)
         self._stub = registry_pb2_grpc.RegistryServiceStub(client.channel)
-        self._cond = threading.Condition()
-        self._events: deque[LeaseEvent] = deque(maxlen=_EVENTS_KEPT)
-        self._inbox: deque[tuple[Input, bool]] = deque()
-        self._answers = 0
         self._kick = threading.Event()
-        self._streams: dict[int, _Stream] = {}
         self._thread: threading.Thread | None = None
-        self._stop_requested = False
-        self._deregister = True
-        self._last_error: RegistryError | None = None
 
-    # --- observing ------------------------------------------------------------------------
-
-    @property
-    def state(self) -> LeaseState:
-        return self._lease.state
-
-    @property
-    def instance_key(self) -> str:
-        return self._lease.instance_key
-
-    @property
-    def service_id(self) -> int:
-        """The service registered under (it changes if ``ensure`` re-created the service)."""
-        return self._service_id
-
-    @property
-    def expires_at(self) -> int:
-        return self._lease.expires_at
-
-    @property
-    def interval(self) -> float:
-        """Seconds between beats: ``effective_ttl / 3``, at least the policy's floor."""
-        return self._lease.interval
-
-    @property
-    def events(self) -> tuple[LeaseEvent, ...]:
-        with self._cond:
-            return tuple(self._events)
-
-    @property
-    def last_error(self) -> RegistryError | None:
-        """The latest failed RegisterInstance, as a typed error; ``None`` if none failed."""
-        return self._last_error
-
-    def __repr__(self) -> str:
-        return (
-            f"Registration(service_id={self._service_id}, instance_key={self.instance_key!r}, "
-            f"state={self.state.name}, expires_at={self.expires_at})"
-        )
+    # --- waiting --------------------------------------------------------------------------
 
     def wait_state(self, state: LeaseState, timeout: float = 5.0) -> bool:
         """Block until :attr:`state` is ``state``; ``False`` after ``timeout`` real seconds."""
         with self._cond:
             return self._cond.wait_for(lambda: self._lease.state is state, timeout)
 
-    @property
-    def answers(self) -> int:
-        """How many beat answers (``0`` ones included) were handled so far."""
-        with self._cond:
-            return self._answers
-
     def wait_answers(self, count: int, timeout: float = 5.0) -> bool:
         """Block until :attr:`answers` reaches ``count`` and what they caused has run
         (a re-register, say); ``False`` after ``timeout`` real seconds."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._answers >= count, timeout)
+            return self._cond.wait_for(lambda: self._has_answers(count), timeout)
 
     def wait_registered(self, timeout: float = 5.0) -> bool:
         """Block until registered and beating; ``False`` on timeout, stop or failure."""
         with self._cond:
-            self._cond.wait_for(
-                lambda: self._lease.state is LeaseState.BEATING or self._lease.state in _DONE,
-                timeout,
-            )
+            self._cond.wait_for(self._settled, timeout)
             return self._lease.state is LeaseState.BEATING
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -233,19 +147,11 @@ class Registration:
         Raises:
             RegistryError: the first RegisterInstance failed (typed by status code); nothing
                 keeps running.
-            RuntimeError: already started, or the client is closed.
+            RuntimeError: already started.
+            ClientClosed: the client is closed.
         """
-        if self._thread is not None or self._lease.state is not LeaseState.IDLE:
-            raise RuntimeError("registration already started")
-        if self._client.closed:
-            raise RuntimeError("the client is closed")
-        if self._service_id <= 0 and self._ensure is not None:
-            self._ensure_service()
-        self._feed(self._lease.start)
-        if self.state is LeaseState.FAILED:
-            error = self._last_error
-            assert error is not None
-            raise error
+        self._check_startable(self._thread is not None)
+        self._drive(self._start_flow())
         self._client._on_close.append(self._close_hook)
         self._thread = threading.Thread(
             target=self._run, name=f"sdk-registration-{self._service_id}", daemon=True
@@ -264,18 +170,14 @@ class Registration:
             ``True`` once stopped; ``False`` if the thread was still busy (for example in a
             slow Register) after ``timeout``: it then stops by itself.
         """
-        with self._cond:
-            first = not self._stop_requested
-            self._stop_requested = True
-            if first:
-                self._deregister = deregister
+        self._request_stop(deregister)
         thread = self._thread
         if thread is None:  # never started, or the first Register failed
-            if first:
-                self._feed(lambda now: self._lease.stop(now, deregister=deregister))
+            stop = self._take_stop()
+            if stop is not None:
+                self._feed(stop)
             return True
-        self._kick.set()
-        self._clock.wake()
+        self._wake()
         if thread is not threading.current_thread():
             thread.join(timeout)
         with contextlib.suppress(ValueError):
@@ -283,204 +185,80 @@ class Registration:
         return not thread.is_alive()
 
     def _close_hook(self) -> None:
-        self.stop(deregister=self._deregister, timeout=_DEREGISTER_TIMEOUT)
+        self.stop(deregister=self._deregister, timeout=DEREGISTER_TIMEOUT)
 
     # --- the background loop --------------------------------------------------------------
 
     def _run(self) -> None:
-        stop_fed = False
         try:
-            while self._lease.state not in _DONE:
+            while not self._done:
                 self._kick.clear()
-                while self._inbox:
-                    item, answer = self._inbox.popleft()
+                fed = False
+                for item, answer in self._due_inputs():
                     self._feed(item)
-                    if answer:  # counted once everything it caused has run
-                        with self._cond:
-                            self._answers += 1
-                            self._cond.notify_all()
-                if self._stop_requested and not stop_fed:
-                    stop_fed = True
-                    self._feed(lambda now: self._lease.stop(now, deregister=self._deregister))
-                    continue
-                deadline = self._lease.next_deadline
-                # The machine's poll runs everything due at its next_deadline, so a reached
-                # deadline always moves something: no spin.
-                if self._clock.wait_until(
-                    math.inf if deadline is None else deadline, cancel=self._kick
-                ):
+                    fed = True
+                    if answer:
+                        self._note_answer()
+                if not fed and self._clock.wait_until(self._wait_deadline(), cancel=self._kick):
                     self._feed(self._lease.poll)
         except Exception:
             _log.exception("registration loop crashed (instance_key=%s)", self.instance_key)
         finally:
-            for stream in list(self._streams.values()):
-                stream.close()
-            self._streams.clear()
-            with self._cond:
-                self._cond.notify_all()
+            self._shutdown_streams()
 
-    def _push(self, item: Input, *, answer: bool = False) -> None:
-        """Queue an input from another thread and wake the loop."""
-        self._inbox.append((item, answer))
+    def _wake(self) -> None:
         self._kick.set()
         self._clock.wake()
 
     def _feed(self, item: Input) -> None:
-        """Give the machine one input and run what it returns (and what that causes)."""
-        pending = deque([item])
-        while pending:
-            for action in pending.popleft()(self._clock.monotonic()):
-                follow_up = self._execute(action)
-                if follow_up is not None:
-                    pending.append(follow_up)
+        self._drive(self._steps(item))
 
-    def _execute(self, action: Action) -> Input | None:
-        lease = self._lease
-        if isinstance(action, Emit):
-            self._emit(action.event)
-        elif isinstance(action, Register):
-            return self._register(action.instance_key)
-        elif isinstance(action, OpenStream):
-            return self._open(action.stream)
-        elif isinstance(action, SendBeat):
-            stream = self._streams.get(action.stream)
-            if stream is not None:
-                stream.requests.put(
-                    registry_pb2.HeartbeatRequest(
-                        service_id=self._service_id, instance_key=action.instance_key
-                    )
-                )
-        elif isinstance(action, CloseStream):
-            closing = self._streams.pop(action.stream, None)
-            if closing is not None:
-                closing.close()
-        elif isinstance(action, Deregister):
-            try:
-                self._stub.DeregisterInstance(
-                    registry_pb2.DeregisterInstanceRequest(
-                        service_id=self._service_id, instance_key=action.instance_key
-                    ),
-                    timeout=min(_DEREGISTER_TIMEOUT, self._client.config.default_timeout),
-                )
-            except (grpc.RpcError, RegistryError, ValueError) as exc:
-                code = _code_name(exc) if not isinstance(exc, ValueError) else "CANCELLED"
-                return lambda now: lease.deregister_failed(now, code)
-            return lease.deregistered
-        return None
-
-    # --- actions --------------------------------------------------------------------------
-
-    def _emit(self, event: LeaseEvent) -> None:
-        with self._cond:
-            self._events.append(event)
-            self._cond.notify_all()
-        level = logging.WARNING if event.reason.warning else logging.INFO
-        _log.log(
-            level,
-            "registration service_id=%s key=%s: %s -> %s (%s%s)",
-            self._service_id,
-            event.instance_key,
-            event.previous.name,
-            event.state.name,
-            event.reason.value,
-            f": {event.detail}" if event.detail else "",
-        )
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception:
-                _log.exception("on_event callback failed")
-
-    def _register(self, key: str) -> Input:
-        lease = self._lease
+    def _drive(self, flow: Flow[T]) -> T:
+        """Run ``flow``, performing each RPC it yields as a blocking call."""
         try:
-            reply = self._call_register(key)
-        except RegistryError as exc:
-            if isinstance(exc, NotFound) and self._ensure is not None:
-                try:
-                    self._ensure_service()
-                    reply = self._call_register(key)
-                except RegistryError as again:
-                    exc = again
-                else:
-                    return lambda now: lease.registered(now, reply.instance_key, reply.expires_at)
-            self._last_error = exc
-            code = exc.code.name if exc.code is not None else "UNKNOWN"
-            return lambda now: lease.register_failed(now, code)
-        return lambda now: lease.registered(now, reply.instance_key, reply.expires_at)
+            call = next(flow)
+            while True:
+                call = flow.send(self._unary(call))
+        except StopIteration as done:
+            result: T = done.value
+            return result
 
-    def _call_register(self, key: str) -> registry_pb2.RegisterInstanceResponse:
-        request = registry_pb2.RegisterInstanceRequest()
-        request.CopyFrom(self._request)
-        request.service_id = self._service_id
-        request.instance_key = key
+    def _unary(self, call: Unary) -> Reply:
         try:
-            reply: registry_pb2.RegisterInstanceResponse = self._stub.RegisterInstance(request)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, _METHOD + "RegisterInstance") from exc
-        except ValueError as exc:  # grpcio: the channel is closed
-            raise RegistryError(str(exc), code=grpc.StatusCode.CANCELLED) from exc
+            reply: Reply = getattr(self._stub, call.name)(call.request, timeout=call.timeout)
+        except (grpc.RpcError, RegistryError, ValueError) as exc:  # ValueError: closed channel
+            return as_registry_error(exc, call)
         return reply
 
-    def _ensure_service(self) -> None:
-        assert self._ensure is not None
-        project, name = self._ensure
-        try:
-            reply = self._stub.EnsureService(
-                registry_pb2.EnsureServiceRequest(project=project, name=name)
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, _METHOD + "EnsureService") from exc
-        if reply.service.id != self._service_id:
-            _log.warning(
-                "service %s/%s ensured as id %s (was %s)",
-                project,
-                name,
-                reply.service.id,
-                self._service_id,
-            )
-        self._service_id = reply.service.id
+    # --- the stream -----------------------------------------------------------------------
 
-    def _open(self, stream_id: int) -> Input | None:
-        lease = self._lease
+    def _open_stream(self, stream_id: int) -> _Stream | str:
         stream = _Stream(stream_id)
         try:
             stream.call = self._stub.HeartbeatStream(stream.iterate())
             stream.generation = self._client.auth.generation
         except (grpc.RpcError, RegistryError, ValueError) as exc:  # no token, closed channel
-            code = _code_name(exc) if not isinstance(exc, ValueError) else "CANCELLED"
-            if code == "UNAUTHENTICATED":  # G5/G7: reopen with a fresh token
-                self._client.auth.on_unauthenticated(self._client.auth.generation)
             stream.close()
-            return lambda now: lease.stream_failed(now, stream_id, code)
-        self._streams[stream_id] = stream
+            return "CANCELLED" if isinstance(exc, ValueError) else code_name(exc)
         threading.Thread(
             target=self._read, args=(stream,), name=f"sdk-heartbeat-{stream_id}", daemon=True
         ).start()
-        return None
-
-    def _answer(self, stream_id: int, expires_at: int) -> Input:
-        lease = self._lease
-        return lambda now: lease.beat_answered(now, stream_id, expires_at)
+        return stream
 
     def _read(self, stream: _Stream) -> None:
-        lease, stream_id = self._lease, stream.id
         try:
             for reply in stream.call:
-                self._push(self._answer(stream_id, reply.expires_at), answer=True)
+                self._push(self._answer_input(stream.id, reply.expires_at), answer=True)
         except grpc.RpcError as exc:
             if not stream.closed:
-                code = _code_name(exc)
-                if code == "UNAUTHENTICATED":  # G5/G7: reopen with a fresh token
-                    self._client.auth.on_unauthenticated(stream.generation)
-                self._push(lambda now: lease.stream_failed(now, stream_id, code))
+                self._push(self._failed_input(stream.id, code_name(exc), stream.generation))
         except Exception:  # never let a reader die silently
             _log.exception("heartbeat reader failed")
             if not stream.closed:
-                self._push(lambda now: lease.stream_failed(now, stream_id, "UNKNOWN"))
+                self._push(self._failed_input(stream.id, "UNKNOWN", stream.generation))
         else:
             if not stream.closed:
-                self._push(lambda now: lease.stream_ended(now, stream_id))
+                self._push(self._ended_input(stream.id))
 
 
 def start_registration(
@@ -525,20 +303,16 @@ def start_registration(
     Raises:
         RegistryError: the first RegisterInstance failed (for example :class:`NotFound`).
     """
-    ports = grpc_port or http_port
-    method = "/xiaozhizhang.registry.v1.RegistryService/RegisterInstance"
-    endpoints_json = endpoints_json_text(endpoints, method)
-    if not endpoint and not endpoints_json and host:
-        endpoint = _authority(host, ports)
-    request = registry_pb2.RegisterInstanceRequest(
+    request = register_request(
+        client.config.env,
         service_id=service_id,
-        instance_key=instance_key,
-        env=env or client.config.env,
         host=host,
+        instance_key=instance_key,
+        env=env,
         endpoint=endpoint,
-        meta_json=json_object_text("meta", meta, method),
+        endpoints=endpoints,
+        meta=meta,
         ttl_seconds=ttl_seconds,
-        endpoints_json=endpoints_json,
         http_port=http_port,
         grpc_port=grpc_port,
     )

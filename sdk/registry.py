@@ -30,20 +30,20 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import grpc
 
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from sdk.config import Config
-from sdk.errors import InvalidArgument, Unknown, from_rpc_error
+from sdk.errors import InvalidArgument, Unknown, client_closed, from_rpc_error
 from sdk.models import Endpoint, Service, ServiceView
 
 if TYPE_CHECKING:
     from sdk.client import Client
     from sdk.registration import LeaseEvent, Registration
 
-__all__ = ["EnsuredService", "RegisteredInstance", "RegistryClient"]
+__all__ = ["EnsuredService", "Plan", "RegisteredInstance", "RegistryClient", "RegistryRequests"]
 
 _SERVICE = "/xiaozhizhang.registry.v1.RegistryService/"
 
@@ -162,7 +162,157 @@ def endpoints_json_text(value: Iterable[Endpoint | Mapping[str, Any]], method: s
     return json.dumps(items, separators=(",", ":")) if items else ""
 
 
-class RegistryClient:
+class Plan(NamedTuple):
+    """One registry RPC, decided before any IO: its name, request, and how to read the reply."""
+
+    name: str
+    request: Any
+    parse: Callable[[Any], Any]
+
+    @property
+    def method(self) -> str:
+        return _SERVICE + self.name
+
+
+class RegistryRequests:
+    """The registry RPCs as plans: validation, defaults and parsing, no IO.
+
+    The sync :class:`RegistryClient` and ``sdk.aio.AsyncRegistryClient`` run the same plans;
+    each public method of theirs is "plan, send, parse". Obviously invalid arguments raise
+    :class:`~sdk.errors.InvalidArgument` naming the field while planning, before any call.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    @property
+    def env(self) -> str:
+        """The default environment: ``config.env``."""
+        return self._config.env
+
+    def _env(self, env: str | None, method: str) -> str:
+        if env is None:
+            return self._config.env
+        _check_text("env", env, method, required=False)
+        return env.strip() or self._config.env
+
+    def _plan_list_services(self, project: str | None, env: str | None) -> Plan:
+        method = _SERVICE + "ListServices"
+        project = _check_text("project", project or "", method, required=False)
+        request = registry_pb2.ListServicesRequest(project=project, env=self._env(env, method))
+        return Plan("ListServices", request, _views)
+
+    def _plan_get_service(self, service_id: int, env: str | None) -> Plan:
+        method = _SERVICE + "GetServiceByID"
+        _check_id("service_id", service_id, method)
+        if env is not None:
+            _check_text("env", env, method, required=True)
+
+        def parse(reply: registry_pb2.GetServiceByIDResponse) -> ServiceView:
+            if not reply.HasField("service"):
+                raise Unknown("the server answered without a service", method=method)
+            view = ServiceView.from_pb(reply.service)
+            return view if env is None else view.in_env(env)
+
+        return Plan("GetServiceByID", registry_pb2.GetServiceByIDRequest(id=service_id), parse)
+
+    def _plan_ensure_service(
+        self,
+        project: str,
+        name: str,
+        owner: str,
+        description: str,
+        spec: Mapping[str, Any] | None,
+    ) -> Plan:
+        method = _SERVICE + "EnsureService"
+        request = registry_pb2.EnsureServiceRequest(
+            project=_check_text("project", project, method, required=True),
+            name=_check_text("name", name, method, required=True),
+            owner=_check_text("owner", owner, method, required=False),
+            description=_check_text("description", description, method, required=False),
+            spec_json=json_object_text("spec", spec, method),
+        )
+        return Plan("EnsureService", request, _ensured)
+
+    def _plan_register_instance(
+        self,
+        service_id: int,
+        *,
+        host: str,
+        instance_key: str,
+        env: str | None,
+        endpoint: str,
+        endpoints: Iterable[Endpoint | Mapping[str, Any]],
+        meta: Mapping[str, Any] | None,
+        ttl_seconds: int,
+        http_port: int,
+        grpc_port: int,
+    ) -> Plan:
+        method = _SERVICE + "RegisterInstance"
+        _check_id("service_id", service_id, method)
+        _check_text("host", host, method, required=True)
+        _check_text("instance_key", instance_key, method, required=False)
+        _check_text("endpoint", endpoint, method, required=False)
+        env = self._env(env, method)
+        raw: object = endpoints  # a str is iterable: refuse it rather than split it
+        if isinstance(raw, str | bytes):
+            raise InvalidArgument("endpoints: must be a sequence of endpoints", method=method)
+        endpoints_json = endpoints_json_text(endpoints, method)
+        if not endpoint and not endpoints_json:
+            raise InvalidArgument("endpoint: give endpoint or endpoints", method=method)
+        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
+            raise InvalidArgument(
+                f"ttl_seconds: must be an integer, not {ttl_seconds!r}", method=method
+            )
+        request = registry_pb2.RegisterInstanceRequest(
+            service_id=service_id,
+            instance_key=instance_key,
+            env=env,
+            host=host,
+            endpoint=endpoint,
+            meta_json=json_object_text("meta", meta, method),
+            ttl_seconds=ttl_seconds,
+            endpoints_json=endpoints_json,
+            http_port=_check_port("http_port", http_port, method),
+            grpc_port=_check_port("grpc_port", grpc_port, method),
+        )
+
+        def parse(reply: registry_pb2.RegisterInstanceResponse) -> RegisteredInstance:
+            return RegisteredInstance(
+                service_id=service_id,
+                instance_key=reply.instance_key or instance_key,
+                env=env,
+                expires_at=int(reply.expires_at),
+            )
+
+        return Plan("RegisterInstance", request, parse)
+
+    def _plan_deregister_instance(self, service_id: int, instance_key: str) -> Plan:
+        method = _SERVICE + "DeregisterInstance"
+        _check_id("service_id", service_id, method)
+        _check_text("instance_key", instance_key, method, required=True)
+        request = registry_pb2.DeregisterInstanceRequest(
+            service_id=service_id, instance_key=instance_key
+        )
+        return Plan("DeregisterInstance", request, _success)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(env={self._config.env!r})"
+
+
+def _views(reply: registry_pb2.ListServicesResponse) -> tuple[ServiceView, ...]:
+    return tuple(ServiceView.from_pb(view) for view in reply.services)
+
+
+def _ensured(reply: registry_pb2.EnsureServiceResponse) -> EnsuredService:
+    return EnsuredService(Service.from_pb(reply.service), bool(reply.created))
+
+
+def _success(reply: registry_pb2.DeregisterInstanceResponse) -> bool:
+    return bool(reply.success)
+
+
+class RegistryClient(RegistryRequests):
     """The ``RegistryService`` RPCs with typed results and errors; ``client.registry``.
 
     Args:
@@ -173,23 +323,19 @@ class RegistryClient:
     """
 
     def __init__(self, channel: grpc.Channel, config: Config, client: Client | None = None) -> None:
+        super().__init__(config)
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
-        self._config = config
         self._client = client  # for register_self, which runs a Registration on it
 
-    @property
-    def env(self) -> str:
-        """The default environment: ``config.env``."""
-        return self._config.env
-
-    def _call(self, name: str, request: Any, timeout: float | None) -> Any:
-        method = _SERVICE + name
-        _check_timeout(timeout, method)
-        rpc = getattr(self._stub, name)
+    def _run(self, plan: Plan, timeout: float | None) -> Any:
+        _check_timeout(timeout, plan.method)
         try:
-            return rpc(request, timeout=timeout)
+            reply = getattr(self._stub, plan.name)(plan.request, timeout=timeout)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, method) from exc
+            raise from_rpc_error(exc, plan.method) from exc
+        except ValueError as exc:
+            raise client_closed(exc, plan.method) or exc from None
+        return plan.parse(reply)
 
     def list_services(
         self, project: str | None = None, env: str | None = None, *, timeout: float | None = None
@@ -206,13 +352,8 @@ class RegistryClient:
             Views newest service first (the server orders by id descending); services with
             no online instance are included, with ``instances == ()``.
         """
-        method = _SERVICE + "ListServices"
-        project = _check_text("project", project or "", method, required=False)
-        env = self._env(env, method)
-        reply = self._call(
-            "ListServices", registry_pb2.ListServicesRequest(project=project, env=env), timeout
-        )
-        return tuple(ServiceView.from_pb(view) for view in reply.services)
+        result: tuple[ServiceView, ...] = self._run(self._plan_list_services(project, env), timeout)
+        return result
 
     def get_service(
         self, service_id: int, *, env: str | None = None, timeout: float | None = None
@@ -229,17 +370,8 @@ class RegistryClient:
         Raises:
             NotFound: no such service (or it was deleted).
         """
-        method = _SERVICE + "GetServiceByID"
-        _check_id("service_id", service_id, method)
-        if env is not None:
-            _check_text("env", env, method, required=True)
-        reply = self._call(
-            "GetServiceByID", registry_pb2.GetServiceByIDRequest(id=service_id), timeout
-        )
-        if not reply.HasField("service"):
-            raise Unknown("the server answered without a service", method=method)
-        view = ServiceView.from_pb(reply.service)
-        return view if env is None else view.in_env(env)
+        result: ServiceView = self._run(self._plan_get_service(service_id, env), timeout)
+        return result
 
     def ensure_service(
         self,
@@ -267,16 +399,9 @@ class RegistryClient:
         Raises:
             Internal: the real server lost a concurrent-create race (retrying is safe).
         """
-        method = _SERVICE + "EnsureService"
-        request = registry_pb2.EnsureServiceRequest(
-            project=_check_text("project", project, method, required=True),
-            name=_check_text("name", name, method, required=True),
-            owner=_check_text("owner", owner, method, required=False),
-            description=_check_text("description", description, method, required=False),
-            spec_json=json_object_text("spec", spec, method),
-        )
-        reply = self._call("EnsureService", request, timeout)
-        return EnsuredService(Service.from_pb(reply.service), bool(reply.created))
+        plan = self._plan_ensure_service(project, name, owner, description, spec)
+        result: EnsuredService = self._run(plan, timeout)
+        return result
 
     def register_instance(
         self,
@@ -316,41 +441,20 @@ class RegistryClient:
             InvalidArgument: a field is invalid (checked here where obvious, naming it).
             NotFound: no service with ``service_id``.
         """
-        method = _SERVICE + "RegisterInstance"
-        _check_id("service_id", service_id, method)
-        _check_text("host", host, method, required=True)
-        _check_text("instance_key", instance_key, method, required=False)
-        _check_text("endpoint", endpoint, method, required=False)
-        env = self._env(env, method)
-        raw: object = endpoints  # a str is iterable: refuse it rather than split it
-        if isinstance(raw, str | bytes):
-            raise InvalidArgument("endpoints: must be a sequence of endpoints", method=method)
-        endpoints_json = endpoints_json_text(endpoints, method)
-        if not endpoint and not endpoints_json:
-            raise InvalidArgument("endpoint: give endpoint or endpoints", method=method)
-        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
-            raise InvalidArgument(
-                f"ttl_seconds: must be an integer, not {ttl_seconds!r}", method=method
-            )
-        request = registry_pb2.RegisterInstanceRequest(
-            service_id=service_id,
+        plan = self._plan_register_instance(
+            service_id,
+            host=host,
             instance_key=instance_key,
             env=env,
-            host=host,
             endpoint=endpoint,
-            meta_json=json_object_text("meta", meta, method),
+            endpoints=endpoints,
+            meta=meta,
             ttl_seconds=ttl_seconds,
-            endpoints_json=endpoints_json,
-            http_port=_check_port("http_port", http_port, method),
-            grpc_port=_check_port("grpc_port", grpc_port, method),
+            http_port=http_port,
+            grpc_port=grpc_port,
         )
-        reply = self._call("RegisterInstance", request, timeout)
-        return RegisteredInstance(
-            service_id=service_id,
-            instance_key=reply.instance_key or instance_key,
-            env=env,
-            expires_at=int(reply.expires_at),
-        )
+        result: RegisteredInstance = self._run(plan, timeout)
+        return result
 
     def deregister_instance(
         self, service_id: int, instance_key: str, *, timeout: float | None = None
@@ -361,23 +465,8 @@ class RegistryClient:
             The server's ``success`` flag (``True`` even for an unknown key: the server
             does not check that the instance exists).
         """
-        method = _SERVICE + "DeregisterInstance"
-        _check_id("service_id", service_id, method)
-        _check_text("instance_key", instance_key, method, required=True)
-        request = registry_pb2.DeregisterInstanceRequest(
-            service_id=service_id, instance_key=instance_key
-        )
-        reply = self._call("DeregisterInstance", request, timeout)
-        return bool(reply.success)
-
-    def _env(self, env: str | None, method: str) -> str:
-        if env is None:
-            return self._config.env
-        _check_text("env", env, method, required=False)
-        return env.strip() or self._config.env
-
-    def __repr__(self) -> str:
-        return f"RegistryClient(env={self._config.env!r})"
+        result: bool = self._run(self._plan_deregister_instance(service_id, instance_key), timeout)
+        return result
 
     def register_self(
         self,

@@ -21,10 +21,12 @@ It satisfies both :class:`sdk.clock.Clock` and the fake's clock shape
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import threading
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 __all__ = ["DEFAULT_START", "ManualClock"]
 
@@ -147,6 +149,22 @@ class ManualClock:
         with self._cond:
             self._cond.notify_all()
 
+    @contextlib.contextmanager
+    def waiting(self, deadline: float) -> Iterator[None]:
+        """Count a waiter that blocks elsewhere (an asyncio task) until ``deadline``.
+
+        ``sdk.aio`` wraps its clock waits in this, so :meth:`wait_blocked`,
+        :attr:`blocked` and :meth:`next_deadline` see tasks as they see threads.
+        """
+        with self._cond:
+            self._waiting.append(deadline)
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._waiting.remove(deadline)
+
     def wait_blocked(self, count: int = 1, timeout: float = 5.0) -> bool:
         """Wait until at least ``count`` threads are blocked in :meth:`wait_until`.
 
@@ -162,6 +180,19 @@ class ManualClock:
         """
         with self._cond:
             return self._cond.wait_for(lambda: len(self._waiting) >= count, timeout)
+
+    async def wait_blocked_async(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """:meth:`wait_blocked` for asyncio tests: yields to the loop while it waits.
+
+        Tasks block through ``sdk.aio`` waits on this clock's loop, so the
+        blocking :meth:`wait_blocked` would stop them from ever getting there.
+        """
+        end = _time.monotonic() + timeout
+        while self.blocked < count:
+            if _time.monotonic() >= end:
+                return False
+            await asyncio.sleep(0.001)  # let the tasks run up to their waits
+        return True
 
     @property
     def blocked(self) -> int:

@@ -58,3 +58,6 @@ def token(auth_stub: user_pb2_grpc.ClientAuthServiceStub) -> str:
 def md(token: str) -> Metadata:
     """Call metadata carrying the token exactly as the SDK must send it."""
     return (("authorization", f"Bearer {token}"),)
+
+
+from tests.flavours import make_client  # noqa: E402, F401 (the sync/async client fixture)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from protos.user.v1 import user_pb2, user_pb2_grpc
-from sdk.errors import RegistryError, from_rpc_error
+from sdk.errors import RegistryError, client_closed, from_rpc_error
 
 __all__ = ["AUTHENTICATE", "RENEW", "AuthCalls", "TokenReply"]
 
@@ -54,6 +54,8 @@ class AuthCalls:
             reply = self._stub.AuthenticateClient(request, timeout=timeout)
         except grpc.RpcError as exc:
             raise _convert(exc, AUTHENTICATE) from None
+        except ValueError as exc:
+            raise client_closed(exc, AUTHENTICATE) or exc from None
         return TokenReply(reply.access_token, int(reply.expires_at))
 
     def renew(self, access_token: str, timeout: float) -> TokenReply:
@@ -69,6 +71,8 @@ class AuthCalls:
             )
         except grpc.RpcError as exc:
             raise _convert(exc, RENEW) from None
+        except ValueError as exc:
+            raise client_closed(exc, RENEW) or exc from None
         return TokenReply(reply.access_token, int(reply.expires_at))
 
     def __repr__(self) -> str:

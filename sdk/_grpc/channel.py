@@ -38,7 +38,17 @@ import grpc
 from sdk._grpc.multicallable import WithCallUnaryUnary
 from sdk.config import Config, TlsConfig
 
-__all__ = ["FailoverChannel", "TargetPlan", "Transport", "open_transport", "plan_target"]
+__all__ = [
+    "FailoverChannel",
+    "FailoverOrder",
+    "TargetPlan",
+    "Transport",
+    "channel_credentials",
+    "channel_options",
+    "is_unavailable",
+    "open_transport",
+    "plan_target",
+]
 
 Options = tuple[tuple[str, Any], ...]
 _T = TypeVar("_T")
@@ -92,7 +102,7 @@ def plan_target(addresses: Sequence[str]) -> TargetPlan:
     return TargetPlan(tuple(addresses))
 
 
-def _credentials(tls: TlsConfig) -> tuple[grpc.ChannelCredentials, Options]:
+def channel_credentials(tls: TlsConfig) -> tuple[grpc.ChannelCredentials, Options]:
     material = tls.load()
     credentials = grpc.ssl_channel_credentials(
         root_certificates=material.root_certificates,
@@ -150,6 +160,22 @@ class Transport:
         return f"Transport(targets={list(self.plan.targets)!r}, {state})"
 
 
+def channel_options(
+    config: Config, plan: TargetPlan
+) -> tuple[grpc.ChannelCredentials | None, Options]:
+    """The credentials (``None``: plaintext) and options of every registry channel.
+
+    Raises:
+        ConfigError: a TLS file cannot be read.
+    """
+    options: Options = config.keepalive.channel_options() + plan.options
+    credentials: grpc.ChannelCredentials | None = None
+    if config.tls is not None:
+        credentials, tls_options = channel_credentials(config.tls)
+        options += tls_options
+    return credentials, options
+
+
 def open_transport(config: Config) -> Transport:
     """Open the channels for ``config`` (TLS, keepalive, multi-address plan).
 
@@ -157,20 +183,60 @@ def open_transport(config: Config) -> Transport:
         ConfigError: a TLS file cannot be read.
     """
     plan = plan_target(config.addresses)
-    options: Options = config.keepalive.channel_options() + plan.options
-    credentials: grpc.ChannelCredentials | None = None
-    if config.tls is not None:
-        credentials, tls_options = _credentials(config.tls)
-        options += tls_options
+    credentials, options = channel_options(config, plan)
     channels = [_open(target, credentials, options) for target in plan.targets]
     if len(channels) == 1:
         return Transport(channels[0], plan)
     return Transport(FailoverChannel(channels, plan.targets), plan)
 
 
-def _unavailable(exc: grpc.RpcError) -> bool:
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a failed call's status is UNAVAILABLE (the node is down or refused it)."""
     code = getattr(exc, "code", None)
     return callable(code) and code() == grpc.StatusCode.UNAVAILABLE
+
+
+class FailoverOrder:
+    """Which of several registry channels a call tries, in what order (sync and asyncio).
+
+    Calls start at :attr:`current`; a channel that answered UNAVAILABLE is moved past (once,
+    even when several calls saw it fail); the first channel that answers becomes current.
+    """
+
+    __slots__ = ("_count", "_index", "_lock")
+
+    def __init__(self, count: int) -> None:
+        if count < 1:
+            raise ValueError("failover needs at least one channel")
+        self._count = count
+        self._index = 0
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> int:
+        """Index of the channel new calls go to first."""
+        return self._index
+
+    def attempts(self) -> list[int]:
+        """The channel indexes one call tries, current first, each once."""
+        start = self._index
+        return [(start + offset) % self._count for offset in range(self._count)]
+
+    def moved_past(self, index: int) -> None:
+        with self._lock:
+            if self._index == index:  # another call may have moved it already
+                self._index = (index + 1) % self._count
+
+    def settled_on(self, index: int) -> None:
+        self._index = index
+
+    def may_retry(
+        self, exc: BaseException, attempt: int, deadline: float | None, now: float
+    ) -> bool:
+        """After ``attempt`` (0-based) failed with ``exc``: try the next channel?"""
+        last = attempt == self._count - 1
+        out_of_time = deadline is not None and now >= deadline
+        return is_unavailable(exc) and not last and not out_of_time
 
 
 class FailoverChannel(grpc.Channel):
@@ -191,44 +257,29 @@ class FailoverChannel(grpc.Channel):
             raise ValueError("FailoverChannel needs at least one channel")
         self._channels = tuple(channels)
         self._targets = tuple(targets)
-        self._index = 0
-        self._lock = threading.Lock()
+        self._order = FailoverOrder(len(self._channels))
 
     @property
     def current(self) -> int:
         """Index of the channel new calls go to first."""
-        return self._index
-
-    def _moved_past(self, index: int) -> None:
-        with self._lock:
-            if self._index == index:  # another call may have moved it already
-                self._index = (index + 1) % len(self._channels)
-
-    def _settled_on(self, index: int) -> None:
-        self._index = index
+        return self._order.current
 
     def call_with_failover(
         self, attempt: Callable[[int, float | None], _T], timeout: float | None
     ) -> _T:
         """Run ``attempt(channel_index, timeout)`` on each channel in turn until one works."""
+        order = self._order
         deadline = None if timeout is None else time.monotonic() + timeout
-        start = self._index
-        count = len(self._channels)
-        for offset in range(count):
-            index = (start + offset) % count
-            remaining = None if deadline is None else deadline - time.monotonic()
+        for tried, index in enumerate(order.attempts()):
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                result = attempt(index, remaining if remaining is None else max(remaining, 0.0))
+                result = attempt(index, remaining)
             except grpc.RpcError as exc:
-                last = offset == count - 1
-                out_of_time = (
-                    remaining is not None and deadline is not None and time.monotonic() >= deadline
-                )
-                if not _unavailable(exc) or last or out_of_time:
+                if not order.may_retry(exc, tried, deadline, time.monotonic()):
                     raise
-                self._moved_past(index)
+                order.moved_past(index)
                 continue
-            self._settled_on(index)
+            order.settled_on(index)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -315,7 +366,7 @@ class FailoverChannel(grpc.Channel):
     def subscribe(
         self, callback: Callable[[grpc.ChannelConnectivity], None], try_to_connect: bool = False
     ) -> None:
-        self._channels[self._index].subscribe(callback, try_to_connect)
+        self._channels[self.current].subscribe(callback, try_to_connect)
 
     def unsubscribe(self, callback: Callable[[grpc.ChannelConnectivity], None]) -> None:
         for channel in self._channels:
@@ -326,7 +377,7 @@ class FailoverChannel(grpc.Channel):
             channel.close()
 
     def __repr__(self) -> str:
-        return f"FailoverChannel(targets={list(self._targets)!r}, current={self._index})"
+        return f"FailoverChannel(targets={list(self._targets)!r}, current={self.current})"
 
 
 class _FailoverUnaryUnary(WithCallUnaryUnary):

@@ -1,37 +1,27 @@
 """A ``grpc.Channel`` over discovered instances, and the per-instance channel cache (DESIGN 4).
 
-Rules:
-    every call          pick an instance (round-robin, cooldowns skipped), dial
-                        ``instance.grpc_address(network)`` through the shared cache
-    unary-unary call    UNAVAILABLE (refused, down, shedding load) -> report the failure, try
-                        the next pick, at most ``max_attempts`` instances within the call's
-                        deadline (``default_timeout`` when the call sets none); OK -> report
-                        success; DEADLINE_EXCEEDED -> report the failure, raise (no time
-                        left); any other status is the application's answer: raise, report
-                        nothing
-    ``future()`` and    one pick, no failover (the request cannot be replayed); futures report
-    streaming calls     their outcome when done, streams report nothing
-    nothing to pick     the discovery error (``NoInstances``, ...) is raised; after an attempt
-                        already failed, that attempt's ``RpcError`` is raised instead
-    instance channels   one per (address, credentials), plaintext unless credentials are
-                        given, no registry token; closed when no listed instance uses the
-                        address any more, and all on ``close()`` of the cache (client close)
-
-grpcio cannot plug a custom resolver or load balancer from Python, hence this layer.
+The rules (which instance, when to fail over, what is reported, when instance channels
+close) are in :mod:`sdk._grpc.discovery_calls`, shared with the asyncio channel
+(``sdk.aio._discovery_channel``); this module makes the blocking calls.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
+from sdk._grpc.discovery_calls import (
+    CLOSED,
+    ChannelBook,
+    Failover,
+    code_of,
+    instance_address,
+)
 from sdk._grpc.multicallable import WithCallUnaryUnary
 from sdk.config import Config
-from sdk.errors import DeadlineExceeded, NoHealthyInstances, Unavailable
+from sdk.errors import NoHealthyInstances, Unavailable
 
 if TYPE_CHECKING:
     from sdk.discovery import Pick
@@ -42,31 +32,32 @@ __all__ = ["DiscoveryChannel", "InstanceChannels"]
 _T = TypeVar("_T")
 Key = tuple[str, str]
 Identity = tuple[int, str]
-User = tuple[Key, Identity]
-ChannelKey = tuple[str, "grpc.ChannelCredentials | None"]
 PickFn = Callable[..., "Pick"]
-_CLOSED = "Cannot invoke RPC on closed channel!"
 
 
-def _code(exc: BaseException) -> grpc.StatusCode | None:
-    code = getattr(exc, "code", None)
-    value = code() if callable(code) else None
-    return value if isinstance(value, grpc.StatusCode) else None
+def _opener(options: Sequence[tuple[str, Any]]) -> Callable[..., grpc.Channel]:
+    def open_channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+        if credentials is None:
+            return grpc.insecure_channel(address, options=list(options))
+        return grpc.secure_channel(address, credentials, options=list(options))
+
+    return open_channel
 
 
-class InstanceChannels:
-    """Open channels to instances, shared by every discovery channel of one client.
+def _close(channels: Iterable[grpc.Channel]) -> None:
+    for channel in channels:
+        channel.close()
+
+
+class InstanceChannels(ChannelBook[grpc.Channel]):
+    """Open sync channels to instances, shared by every discovery channel of one client.
 
     Args:
         config: ``keepalive`` options are applied to every instance channel.
     """
 
     def __init__(self, config: Config) -> None:
-        self._options = list(config.keepalive.channel_options())
-        self._lock = threading.Lock()
-        self._channels: dict[ChannelKey, grpc.Channel] = {}
-        self._users: dict[ChannelKey, set[User]] = {}
-        self._closed = False
+        super().__init__(_opener(list(config.keepalive.channel_options())))
 
     def get(
         self,
@@ -76,64 +67,17 @@ class InstanceChannels:
         credentials: grpc.ChannelCredentials | None,
     ) -> grpc.Channel:
         """The channel to ``address`` for ``identity`` of ``service``, opened on first use."""
-        key: ChannelKey = (address, credentials)
-        user = (service, identity)
-        stale: list[grpc.Channel] = []
-        with self._lock:
-            if self._closed:
-                raise ValueError(_CLOSED)
-            channel = self._channels.get(key)
-            if channel is None:
-                if credentials is None:
-                    channel = grpc.insecure_channel(address, options=self._options)
-                else:
-                    channel = grpc.secure_channel(address, credentials, options=self._options)
-                self._channels[key] = channel
-            users = self._users.setdefault(key, set())
-            if user not in users:
-                users.add(user)
-                # The instance moved to a new address: release the old one.
-                for other, others in list(self._users.items()):
-                    if other != key and user in others:
-                        others.discard(user)
-                        if not others:
-                            stale.append(self._drop(other))
-        for old in stale:
-            old.close()
+        channel, stale = self.checkout(service, identity, address, credentials)
+        _close(stale)
         return channel
-
-    def _drop(self, key: ChannelKey) -> grpc.Channel:
-        del self._users[key]
-        return self._channels.pop(key)
 
     def retain(self, service: Key, instances: Iterable[Instance]) -> None:
         """``service`` now lists ``instances``: close channels only vanished ones used."""
-        live = {(service, i.identity) for i in instances}
-        closing: list[grpc.Channel] = []
-        with self._lock:
-            for key, users in list(self._users.items()):
-                gone = {u for u in users if u[0] == service and u not in live}
-                if gone:
-                    users -= gone
-                    if not users:
-                        closing.append(self._drop(key))
-        for channel in closing:
-            channel.close()
-
-    def addresses(self) -> list[str]:
-        """Addresses with an open channel (for tests and debugging)."""
-        with self._lock:
-            return sorted(address for address, _ in self._channels)
+        _close(self.release(service, instances))
 
     def close(self) -> None:
         """Close every channel; later ``get`` calls raise ``ValueError``."""
-        with self._lock:
-            self._closed = True
-            channels = list(self._channels.values())
-            self._channels.clear()
-            self._users.clear()
-        for channel in channels:
-            channel.close()
+        _close(self.close_all())
 
 
 class DiscoveryChannel(grpc.Channel):
@@ -166,15 +110,8 @@ class DiscoveryChannel(grpc.Channel):
 
     def _dial(self, pick: Pick) -> grpc.Channel:
         if self._closed:
-            raise ValueError(_CLOSED)
-        address = pick.instance.grpc_address(self._network)
-        if address is None:
-            error = Unavailable(
-                f"instance {pick.instance.instance_key!r} of {self._service[0]}/"
-                f"{self._service[1]} has no gRPC address (network={self._network!r})"
-            )
-            pick.failed(error)
-            raise error
+            raise ValueError(CLOSED)
+        address = instance_address(pick, self._service, self._network)
         return self._channels.get(self._service, pick.instance.identity, address, self._credentials)
 
     def pick_one(self, timeout: float | None = None) -> tuple[Pick, grpc.Channel]:
@@ -185,41 +122,28 @@ class DiscoveryChannel(grpc.Channel):
     def invoke(self, attempt: Callable[[grpc.Channel, float], _T], timeout: float | None) -> _T:
         """Run ``attempt(channel, remaining)`` on picked instances until one answers."""
         if self._closed:
-            raise ValueError(_CLOSED)
-        budget = timeout if timeout is not None else self._default_timeout
-        deadline = time.monotonic() + budget
-        last: BaseException | None = None
-        for _ in range(self._max_attempts):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+            raise ValueError(CLOSED)
+        failover = Failover(self._service, self._max_attempts, timeout, self._default_timeout)
+        while (remaining := failover.next_attempt()) is not None:
             try:
                 pick = self._pick(*self._service, timeout=remaining)
             except NoHealthyInstances:
-                if last is not None:  # we cooled them down ourselves: the real cause
-                    raise last from None
+                failover.raise_earlier_failure()
                 raise
             try:
                 channel = self._dial(pick)
             except Unavailable as exc:
-                last = exc
+                failover.last = exc
                 continue
             try:
-                result = attempt(channel, max(deadline - time.monotonic(), 0.001))
+                result = attempt(channel, failover.call_timeout())
             except grpc.RpcError as exc:
-                code = _code(exc)
-                if code is grpc.StatusCode.UNAVAILABLE:
-                    pick.failed(exc)
-                    last = exc
+                if failover.retry_after(pick, exc):
                     continue
-                if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                    pick.failed(exc)
                 raise
             pick.succeeded()
             return result
-        if last is not None:
-            raise last
-        raise DeadlineExceeded(f"no time left to call {self._service[0]}/{self._service[1]}")
+        raise failover.exhausted()
 
     # --- grpc.Channel ------------------------------------------------------------------
 
@@ -325,7 +249,7 @@ class _UnaryUnary(WithCallUnaryUnary):
         )
 
         def done(call: Any) -> None:
-            code = _code(call)
+            code = code_of(call)
             if code is grpc.StatusCode.OK:
                 pick.succeeded()
             elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple, Protocol
 
 import grpc
 
-__all__ = ["CallInterceptor", "TokenSource"]
+__all__ = ["CallInterceptor", "TokenSource", "with_token"]
 
 
 class TokenSource(Protocol):
@@ -74,7 +74,7 @@ def _replace(details: grpc.ClientCallDetails, **changes: Any) -> _CallDetails:
     return _CallDetails(**fields)
 
 
-def _with_token(metadata: Any, token: str) -> list[tuple[str, str | bytes]]:
+def with_token(metadata: Any, token: str) -> list[tuple[str, str | bytes]]:
     kept = [(key, value) for key, value in (metadata or ()) if key.lower() != "authorization"]
     kept.append(("authorization", f"Bearer {token}"))
     return kept
@@ -121,7 +121,7 @@ class CallInterceptor(
         start = time.monotonic()
         token, _generation = self._tokens.acquire(timeout)
         left = None if timeout is None else max(timeout - (time.monotonic() - start), 0.0)
-        return _replace(details, timeout=left, metadata=_with_token(details.metadata, token))
+        return _replace(details, timeout=left, metadata=with_token(details.metadata, token))
 
     # --- unary-unary: the one call kind that is retried --------------------------------
 
@@ -140,7 +140,7 @@ class CallInterceptor(
             _replace(
                 client_call_details,
                 timeout=max(deadline - time.monotonic(), 0.0),
-                metadata=_with_token(client_call_details.metadata, token),
+                metadata=with_token(client_call_details.metadata, token),
             ),
             request,
         )
@@ -156,7 +156,7 @@ class CallInterceptor(
             _replace(
                 client_call_details,
                 timeout=max(deadline - time.monotonic(), 0.0),
-                metadata=_with_token(client_call_details.metadata, token),
+                metadata=with_token(client_call_details.metadata, token),
             ),
             request,
         )

@@ -244,6 +244,6 @@ def test_docstring_tree_names_every_exception() -> None:
         for name in errors.__all__
         if isinstance(getattr(errors, name), type) and issubclass(getattr(errors, name), Exception)
     ]
-    assert len(classes) == 19
+    assert len(classes) == 20
     for name in classes:
         assert name in doc, name

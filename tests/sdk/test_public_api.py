@@ -12,6 +12,7 @@ import sdk.testing
 PUBLIC = {
     # the client
     "Client",
+    "ClientClosed",
     "Auth",
     # registry and discovery
     "RegistryClient",

@@ -1,11 +1,14 @@
-"""sdk.auth.Auth end to end against the fake over loopback gRPC, in virtual time (G6-G8)."""
+"""Token management end to end against the fake over loopback gRPC, in virtual time (G6-G8).
+
+Every scenario runs on both flavours: ``sdk.auth.Auth`` and ``sdk.aio.AsyncAuth``
+(``make_client``, see ``tests/flavours.py``).
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,6 +18,7 @@ from sdk import Client, Config
 from sdk.auth import jwt_issued_at
 from sdk.errors import DeadlineExceeded, PermissionDenied, Unauthenticated, Unavailable
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
+from tests.flavours import MakeClient, eventually
 
 AUTHENTICATE = "AuthenticateClient"
 RENEW = "RenewToken"
@@ -27,9 +31,8 @@ def _config(fake: FakeRegistry, **changes: object) -> Config:
 
 
 @pytest.fixture
-def client(fake: FakeRegistry, clock: ManualClock) -> Iterator[Client]:
-    with Client(_config(fake), clock=clock) as c:
-        yield c
+def client(fake: FakeRegistry, clock: ManualClock, make_client: MakeClient) -> Client:
+    return make_client(_config(fake), clock)  # type: ignore[no-any-return]
 
 
 def _list(client: Client) -> registry_pb2.ListServicesResponse:
@@ -100,9 +103,11 @@ def test_revoked_token_recovered_by_one_reauthentication(
     assert codes == ["UNAUTHENTICATED", "OK"]
 
 
-def test_bad_credentials_are_final(fake: FakeRegistry, clock: ManualClock) -> None:
+def test_bad_credentials_are_final(
+    fake: FakeRegistry, clock: ManualClock, make_client: MakeClient
+) -> None:
     config = Config(fake.address, CLIENT_KEY, "wrong-secret", default_timeout=5.0)
-    with Client(config, clock=clock) as client:
+    with make_client(config, clock) as client:
         with pytest.raises(Unauthenticated):
             client.auth.token()
         with pytest.raises(Unauthenticated):
@@ -158,7 +163,7 @@ def test_waiters_get_the_real_error(fake: FakeRegistry, clock: ManualClock, clie
     fake.wait_for(lambda call: call.method.endswith(AUTHENTICATE), timeout=5)
     waiter = threading.Thread(target=run, args=("waiter",))
     waiter.start()
-    assert client.auth._wait_waiters(1)
+    assert eventually(lambda: client.auth.waiters >= 1)
     clock.advance(1.0)
     leader.join(timeout=10)
     waiter.join(timeout=10)

@@ -1,4 +1,8 @@
-"""sdk._grpc.channel and the interceptors over loopback gRPC: targets, failover, TLS, deadlines."""
+"""Registry channels over loopback gRPC: targets, failover, TLS, deadlines, the token.
+
+Scenarios with a client run on both flavours (``make_client``): ``sdk._grpc`` and
+``sdk.aio._channel``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from sdk import Client, Config, TlsConfig, Unavailable
 from sdk._grpc.channel import FailoverChannel, plan_target
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
+from tests.flavours import MakeClient
 
 ROUND_ROBIN = (("grpc.lb_policy_name", "round_robin"),)
 
@@ -47,11 +52,11 @@ def test_plan_target_needs_an_address() -> None:
 
 
 def test_default_deadline_applies_to_calls_without_one(
-    fake: FakeRegistry, clock: ManualClock
+    fake: FakeRegistry, clock: ManualClock, make_client: MakeClient
 ) -> None:
     config = Config(fake.address, CLIENT_KEY, CLIENT_SECRET, default_timeout=0.3)
     fake.add_fault("ListServices", drop=True)
-    with Client(config, clock=clock) as client:
+    with make_client(config, clock) as client:
         client.auth.token()
         start = time.monotonic()
         with pytest.raises(grpc.RpcError) as info:
@@ -60,43 +65,50 @@ def test_default_deadline_applies_to_calls_without_one(
         assert time.monotonic() - start < 3.0
 
 
-def test_explicit_deadline_wins(fake: FakeRegistry, clock: ManualClock) -> None:
+def test_explicit_deadline_wins(
+    fake: FakeRegistry, clock: ManualClock, make_client: MakeClient
+) -> None:
     config = Config(fake.address, CLIENT_KEY, CLIENT_SECRET, default_timeout=30.0)
     fake.add_fault("ListServices", drop=True)
-    with Client(config, clock=clock) as client:
+    with make_client(config, clock) as client:
         with pytest.raises(grpc.RpcError) as info:
             _list(client, timeout=0.3)
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
 
 
-def test_token_sent_as_exact_bearer_metadata(fake: FakeRegistry, clock: ManualClock) -> None:
-    with Client(Config(fake.address, CLIENT_KEY, CLIENT_SECRET), clock=clock) as client:
+def test_token_sent_as_exact_bearer_metadata(
+    fake: FakeRegistry, clock: ManualClock, make_client: MakeClient
+) -> None:
+    with make_client(Config(fake.address, CLIENT_KEY, CLIENT_SECRET), clock) as client:
         token = client.auth.token()
         _list(client)
     (call,) = fake.calls("ListServices")
     assert [v for k, v in call.metadata if k == "authorization"] == [f"Bearer {token}"]
 
 
-def test_failover_to_the_second_node(fake: FakeRegistry, clock: ManualClock) -> None:
+def test_failover_to_the_second_node(
+    fake: FakeRegistry, clock: ManualClock, make_client: MakeClient
+) -> None:
     with fake.add_node() as second:
         # Host names, not IP literals: one channel per address with failover.
         addrs = f"localhost:{fake.port},localhost:{second.port}"
         config = Config(addrs, CLIENT_KEY, CLIENT_SECRET, default_timeout=5.0)
-        with Client(config, clock=clock) as client:
+        with make_client(config, clock) as client:
             _list(client)
             fake.stop()
             for _ in range(3):
                 _list(client)
             assert len(second.calls("ListServices")) == 3
-            channel = client._transport.channel
-            assert isinstance(channel, FailoverChannel)
+            channel = client._transport.channel  # FailoverChannel / AioFailoverChannel
             assert channel.current == 1
 
 
-def test_round_robin_over_ip_literals(fake: FakeRegistry, clock: ManualClock) -> None:
+def test_round_robin_over_ip_literals(
+    fake: FakeRegistry, clock: ManualClock, make_client: MakeClient
+) -> None:
     with fake.add_node() as second:
         config = Config(f"{fake.address},{second.address}", CLIENT_KEY, CLIENT_SECRET)
-        with Client(config, clock=clock) as client:
+        with make_client(config, clock) as client:
             assert client._transport.plan.targets[0].startswith("ipv4:")
             for _ in range(4):
                 _list(client)
@@ -105,18 +117,18 @@ def test_round_robin_over_ip_literals(fake: FakeRegistry, clock: ManualClock) ->
         assert second.calls("ListServices")
 
 
-def test_tls(clock: ManualClock) -> None:
+def test_tls(clock: ManualClock, make_client: MakeClient) -> None:
     with FakeRegistry(clients={CLIENT_KEY: CLIENT_SECRET}, clock=clock, tls=True) as fake:
         assert fake.tls is not None
         config = Config(
             fake.address, CLIENT_KEY, CLIENT_SECRET, tls=TlsConfig(ca_pem=fake.tls.ca_pem)
         )
-        with Client(config, clock=clock) as client:
+        with make_client(config, clock) as client:
             assert _list(client).total == 0
         assert fake.authentications == 1
 
 
-def test_tls_refuses_an_untrusted_server(clock: ManualClock) -> None:
+def test_tls_refuses_an_untrusted_server(clock: ManualClock, make_client: MakeClient) -> None:
     with (
         FakeRegistry(clients={CLIENT_KEY: CLIENT_SECRET}, clock=clock, tls=True) as fake,
         FakeRegistry(clock=clock, tls=True) as other,
@@ -129,7 +141,7 @@ def test_tls_refuses_an_untrusted_server(clock: ManualClock) -> None:
             tls=TlsConfig(ca_pem=other.tls.ca_pem),
             default_timeout=2.0,
         )
-        with Client(config, clock=clock) as client, pytest.raises(Unavailable):
+        with make_client(config, clock) as client, pytest.raises(Unavailable):
             client.auth.token()
         assert fake.authentications == 0
 

@@ -8,6 +8,7 @@ import pytest
 from fake_registry import FakeRegistry, ManualClock
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from sdk import Auth, Client, Config, SystemClock
+from sdk.errors import ClientClosed
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
 
 
@@ -41,11 +42,13 @@ def test_close_closes_every_channel_and_is_idempotent(
     client.close()
     assert client.closed
     client.close()
-    with pytest.raises(ValueError, match="closed channel"):
+    with pytest.raises(ClientClosed):  # not a stub on a closed channel: grpcio segfaults
         _list(client.channel)
     client.auth.invalidate()
-    with pytest.raises(ValueError, match="closed channel"):
+    with pytest.raises(ClientClosed):
         client.auth.token()  # the auth path uses the same (closed) transport
+    with pytest.raises(ClientClosed):
+        client.registry.list_services()
     assert "closed" in repr(client)
 
 

@@ -2,7 +2,13 @@
 
 Each test is named after the defect it proves fixed and asserts the table's required
 behaviour through the plugin's fixtures (``fake_registry``, ``registry_clock``,
-``registry_client``, ``fake_backends``) in virtual time: no sleeps, only bounded waits.
+``registry_credentials``, ``fake_backends``) in virtual time: no sleeps, only bounded waits.
+
+Every scenario runs on both flavours (``[sync]`` / ``[async]``): the ``client`` fixture
+replaces the plugin's ``registry_client`` with a client made by ``make_client``
+(``tests/flavours.py``): an ``sdk.Client``, or a blocking view of a real
+``sdk.aio.AsyncClient`` on an event loop thread. Registrations start through the flavour's
+``start_registration`` (``sdk.registration`` or ``sdk.aio.registration``).
 """
 
 from __future__ import annotations
@@ -14,15 +20,19 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
+import grpc.aio
 import pytest
 
 from fake_registry import FakeRegistry
 from protos.fakecontrol.v1 import echo_pb2, echo_pb2_grpc
+from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from sdk import Client, Config, TlsConfig
 from sdk.errors import (
+    ClientClosed,
     DeadlineExceeded,
     Internal,
     InvalidArgument,
@@ -36,9 +46,13 @@ from sdk.errors import (
     Unavailable,
     is_retryable,
 )
-from sdk.registration import LeaseEvent, LeaseState, Reason, Registration, start_registration
+from sdk.registration import LeaseEvent, LeaseState, Reason, Registration
+from tests.flavours import MakeClient, start_registration
 
 HOST = "10.0.0.7"
+# What grpcio raises for a call on a closed channel: sync and asyncio channels differ (the
+# SDK's own methods raise ClientClosed in both flavours, see ``sdk.errors.client_closed``).
+CLOSED_CHANNEL: dict[str, type[Exception]] = {"sync": ValueError, "async": grpc.aio.UsageError}
 AUTHENTICATE = "AuthenticateClient"
 RENEW = "RenewToken"
 
@@ -85,15 +99,36 @@ def register(client: Client, fake: Any, **options: Any) -> tuple[int, Registrati
     return service_id, start_registration(client, service_id=service_id, host=HOST, **options)
 
 
-def other_client(fake: Any, clock: Any, key: str, secret: str, **config: Any) -> Client:
-    return Client(Config(fake.address, key, secret, **config), clock=clock)
+@pytest.fixture
+def other_client(
+    fake_registry: Any, registry_clock: Any, registry_credentials: Any, make_client: MakeClient
+) -> Callable[..., Client]:
+    """``other_client(fake=None, secret=None, **fields)``: a client of the test's flavour on
+    the fake's clock (closed at teardown), for ``fake`` (default ``fake_registry``) with the
+    registry's credentials (``secret`` replaces the secret) and more ``Config`` ``fields``.
+    """
+
+    def build(fake: Any = None, secret: str | None = None, **fields: Any) -> Client:
+        address = (fake or fake_registry).address
+        creds = registry_credentials
+        config = Config(address, creds.client_key, secret or creds.client_secret, **fields)
+        client: Client = make_client(config, clock=registry_clock)
+        return client
+
+    return build
+
+
+@pytest.fixture
+def client(other_client: Callable[..., Client]) -> Client:
+    """The plugin's ``registry_client``, of the test's flavour (closed at teardown)."""
+    return other_client()
 
 
 def test_g1_lease_lost_on_zero_answer_re_registers_same_key_then_new_key(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
     recorder = Recorder()
-    sid, reg = register(registry_client, fake_registry, on_event=recorder)
+    sid, reg = register(client, fake_registry, on_event=recorder)
     beat(registry_clock, reg)
     fake_registry.answer_zero("i-1")
     beat(registry_clock, reg)  # 0 -> re-register with the same key and data
@@ -113,10 +148,10 @@ def test_g1_lease_lost_on_zero_answer_re_registers_same_key_then_new_key(
 
 
 def test_g2_end_of_stream_is_a_failure_and_the_stream_reopens(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
     recorder = Recorder()
-    sid, reg = register(registry_client, fake_registry, on_event=recorder, ttl_seconds=300)
+    sid, reg = register(client, fake_registry, on_event=recorder, ttl_seconds=300)
     fake_registry.end_streams_after(1)
     beat(registry_clock, reg)  # answered, then the server ends the stream with OK
     (ended,) = recorder.wait_for(Reason.STREAM_ENDED)
@@ -132,9 +167,9 @@ def test_g2_end_of_stream_is_a_failure_and_the_stream_reopens(
 
 
 def test_g3_short_ttl_beats_every_third_and_never_lapses(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
-    sid, reg = register(registry_client, fake_registry, ttl_seconds=3)
+    sid, reg = register(client, fake_registry, ttl_seconds=3)
     assert reg.interval == 1.0  # ttl / 3, not a 10 s floor
     start = registry_clock.time()
     for _ in range(6):
@@ -145,17 +180,17 @@ def test_g3_short_ttl_beats_every_third_and_never_lapses(
     assert beats == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # first beat after ttl/3, not a full ttl
     assert reg.expires_at == int(start) + 6 + 3
     reg.stop()
-    _, default = register(registry_client, fake_registry, instance_key="i-2", ttl_seconds=0)
+    _, default = register(client, fake_registry, instance_key="i-2", ttl_seconds=0)
     assert default.interval == 20.0  # the effective TTL (60) when 0 was sent
     default.stop()
 
 
 def test_g4_backoff_is_jittered_and_stop_during_backoff_returns_promptly(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
     recorder = Recorder()
     sid, reg = register(
-        registry_client, fake_registry, on_event=recorder, ttl_seconds=300, rng=random.Random(7)
+        client, fake_registry, on_event=recorder, ttl_seconds=300, rng=random.Random(7)
     )
     beat(registry_clock, reg)
     fake_registry.reject_streams("UNAVAILABLE")
@@ -179,14 +214,14 @@ def test_g4_backoff_is_jittered_and_stop_during_backoff_returns_promptly(
 
 
 def test_g5_one_long_lived_stream_reopened_with_a_fresh_token(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
     recorder = Recorder()
-    sid, reg = register(registry_client, fake_registry, on_event=recorder, ttl_seconds=300)
+    sid, reg = register(client, fake_registry, on_event=recorder, ttl_seconds=300)
     beat(registry_clock, reg, 10)
     (stream,) = fake_registry.journal.calls("HeartbeatStream")  # not one per beat
     assert len([f for f in stream.frames if f.direction == "in"]) == 10
-    old = registry_client.auth.token()
+    old = client.auth.token()
     fake_registry.revoke_token(old)
     assert fake_registry.kill_streams("i-1", code="UNAUTHENTICATED") == 1
     recorder.wait_for(Reason.STREAM_FAILED)
@@ -202,12 +237,12 @@ def test_g5_one_long_lived_stream_reopened_with_a_fresh_token(
 
 
 def test_g6_refresh_lead_is_half_the_lifetime_and_single_flight(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
     fake_registry.set_token_ttl(10)  # lead = min(300, 10 / 2) = 5 s
-    registry_client.auth.token()
+    client.auth.token()
     registry_clock.advance(4)
-    registry_client.auth.token()
+    client.auth.token()
     assert (fake_registry.authentications, fake_registry.renewals) == (1, 0)
     registry_clock.advance(2)  # inside the lead: renewal due, token still valid
     barrier = threading.Barrier(20)
@@ -215,7 +250,7 @@ def test_g6_refresh_lead_is_half_the_lifetime_and_single_flight(
 
     def call() -> None:
         barrier.wait(timeout=10)
-        tokens.append(registry_client.auth.token())
+        tokens.append(client.auth.token())
 
     threads = [threading.Thread(target=call) for _ in range(20)]
     for t in threads:
@@ -227,65 +262,78 @@ def test_g6_refresh_lead_is_half_the_lifetime_and_single_flight(
 
 
 def test_g7_unauthenticated_call_re_authenticates_once_and_retries_once(
-    fake_registry: Any, registry_client: Client
+    fake_registry: Any, client: Client
 ) -> None:
-    fake_registry.revoke_token(registry_client.auth.token())
-    assert registry_client.registry.list_services() == ()  # no failed user call
+    fake_registry.revoke_token(client.auth.token())
+    assert client.registry.list_services() == ()  # no failed user call
     assert fake_registry.authentications == 2
     assert [c.code for c in fake_registry.calls("ListServices")] == ["UNAUTHENTICATED", "OK"]
     fake_registry.fail_next("ListServices", "UNAUTHENTICATED", times=5)
     with pytest.raises(Unauthenticated):
-        registry_client.registry.list_services()
+        client.registry.list_services()
     assert len(fake_registry.calls("ListServices")) == 4  # one retry, never a loop
 
 
 def test_g8_bad_credentials_are_final_and_disabled_credential_surfaces(
-    fake_registry: Any, registry_clock: Any, registry_credentials: Any, registry_client: Client
+    fake_registry: Any,
+    registry_clock: Any,
+    registry_credentials: Any,
+    client: Client,
+    other_client: Callable[..., Client],
 ) -> None:
     key = registry_credentials.client_key
-    with other_client(fake_registry, registry_clock, key, "wrong-secret") as bad:
+    with other_client(secret="wrong-secret") as bad:
         for _ in range(5):
             with pytest.raises(Unauthenticated):
                 bad.auth.token()
         assert len(fake_registry.calls(AUTHENTICATE)) == 1  # not retried in a tight loop
     fake_registry.set_token_ttl(10)
-    registry_client.auth.token()
+    client.auth.token()
     fake_registry.disable_client(key)
     registry_clock.advance(6)  # renewal due on an unexpired token
     with pytest.raises(PermissionDenied):
-        registry_client.auth.token()
+        client.auth.token()
     fake_registry.assert_called(RENEW, times=1, code="PERMISSION_DENIED")
     assert fake_registry.calls(AUTHENTICATE)[-1].code == "UNAUTHENTICATED"  # confirmed
 
 
 def test_g9_close_stops_registrations_and_closes_every_channel(
-    fake_registry: Any, registry_clock: Any, registry_credentials: Any, fake_backends: Any
+    fake_registry: Any,
+    fake_backends: Any,
+    other_client: Callable[..., Client],
+    make_client: MakeClient,
 ) -> None:
     fake_backends(2)
-    creds = registry_credentials
-    with other_client(fake_registry, registry_clock, creds.client_key, creds.client_secret) as c:
+    with other_client() as c:
         sid, reg = register(c, fake_registry)
         stub = echo_pb2_grpc.EchoServiceStub(c.discovery.channel("demo", "echo"))
         assert stub.Echo(echo_pb2.EchoRequest(message="x"), timeout=5).message == "x"
+        # The registry channel, which auth shares (a stub made while it is open).
+        registry = registry_pb2_grpc.RegistryServiceStub(c.channel)
+        assert registry.ListServices(registry_pb2.ListServicesRequest(env="dev")).total == 2
     assert c.closed
     assert reg.state is LeaseState.STOPPED
     fake_registry.journal.assert_called("DeregisterInstance", times=1, code="OK")
     assert fake_registry.instances(sid) == []
     assert c.discovery._channels.addresses() == []
-    with pytest.raises(ValueError, match="closed channel"):
+    with pytest.raises(ValueError, match="closed channel"):  # both flavours' discovery channels
         stub.Echo(echo_pb2.EchoRequest(message="x"), timeout=5)
+    with pytest.raises(CLOSED_CHANNEL[make_client.flavour], match=r"(?i)closed"):  # grpcio's own
+        registry.ListServices(registry_pb2.ListServicesRequest(env="dev"), timeout=5)
+    with pytest.raises(ClientClosed):  # no new stubs: grpcio crashes on a closed channel
+        _ = c.channel
     c.auth.invalidate()
-    with pytest.raises(ValueError, match="closed channel"):
+    with pytest.raises(ClientClosed):
         c.auth.token()
 
 
 def test_g10_cooldown_keyed_by_instance_cleared_by_success_and_pruned(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
     sid = fake_registry.ensure_service("demo", "echo").id
     for key, host in (("a", "10.0.0.1"), ("b", "10.0.0.2")):  # both with an empty endpoint
         fake_registry.register_instance(sid, key, endpoints=[{"host": host}], grpc_port=1)
-    discovery = registry_client.discovery
+    discovery = client.discovery
     first = discovery.pick("demo", "echo")
     assert first.instance.endpoint == ""
     first.failed(RuntimeError("boom"))
@@ -308,14 +356,14 @@ def test_g10_cooldown_keyed_by_instance_cleared_by_success_and_pruned(
 
 
 def test_g11_round_robin_survives_refresh_single_flight_stale_and_immutable(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
     sid = fake_registry.ensure_service("demo", "echo").id
     for n in range(3):
         fake_registry.register_instance(
             sid, f"e-{n}", host=f"10.0.0.{n + 1}", grpc_port=1, ttl_seconds=3600
         )
-    discovery = registry_client.discovery
+    discovery = client.discovery
     keys = [i.instance_key for i in discovery.resolve("demo", "echo").instances]
     picks = [discovery.pick("demo", "echo").instance.instance_key for _ in range(2)]
     assert picks == keys[:2]
@@ -346,16 +394,16 @@ def test_g11_round_robin_survives_refresh_single_flight_stale_and_immutable(
 
 
 def test_g12_meta_spec_endpoints_and_timestamps_are_parsed(
-    fake_registry: Any, registry_clock: Any, registry_client: Client
+    fake_registry: Any, registry_clock: Any, client: Client
 ) -> None:
     spec = {"proto": "echo.v1", "limits": {"rps": 5}}
-    sid = registry_client.registry.ensure_service("demo", "echo", spec=spec).service.id
+    sid = client.registry.ensure_service("demo", "echo", spec=spec).service.id
     now = int(registry_clock.time())
-    registry_client.registry.register_instance(
+    client.registry.register_instance(
         sid, instance_key="k", host="h", endpoints=[{"host": "h", "network": "internal"}],
         meta={"zone": "a", "tags": ["x"]}, ttl_seconds=30, grpc_port=9000,
     )  # fmt: skip
-    view = registry_client.registry.get_service(sid)
+    view = client.registry.get_service(sid)
     assert view.service.spec == spec
     assert json.loads(view.service.spec_json) == spec  # the raw text is kept too
     assert view.service.created_at == view.service.updated_at == now
@@ -369,7 +417,7 @@ def test_g12_meta_spec_endpoints_and_timestamps_are_parsed(
 
 
 def test_g13_addresses_by_network_then_priority_ipv6_bracketed_grpc_fallback(
-    fake_registry: Any, registry_client: Client
+    fake_registry: Any, client: Client
 ) -> None:
     sid = fake_registry.ensure_service("demo", "echo").id
     endpoints = [
@@ -382,7 +430,7 @@ def test_g13_addresses_by_network_then_priority_ipv6_bracketed_grpc_fallback(
     )
     fake_registry.register_instance(sid, "legacy", host="h2", endpoint="http://[::1]:7000/api")
     fake_registry.register_instance(sid, "portless", host="h3", endpoint="svc.local")
-    view = registry_client.registry.get_service(sid)
+    view = client.registry.get_service(sid)
     multi, legacy, portless = (view.find(k) for k in ("multi", "legacy", "portless"))
     assert multi is not None
     assert legacy is not None
@@ -397,15 +445,12 @@ def test_g13_addresses_by_network_then_priority_ipv6_bracketed_grpc_fallback(
 
 
 def test_g14_env_defaults_from_config_and_caller_inputs_are_not_mutated(
-    fake_registry: Any, registry_clock: Any, registry_credentials: Any
+    fake_registry: Any, other_client: Callable[..., Client]
 ) -> None:
-    creds = registry_credentials
     meta = {"zone": "a", "tags": ["x"]}
     endpoints = [{"host": "10.0.0.1", "network": "internal", "priority": 1}]
     frozen = copy.deepcopy((meta, endpoints))
-    with other_client(
-        fake_registry, registry_clock, creds.client_key, creds.client_secret, env="prod"
-    ) as client:
+    with other_client(env="prod") as client:
         sid = client.registry.ensure_service("demo", "echo").service.id
         registered = client.registry.register_instance(
             sid, instance_key="i-1", host="h", endpoints=endpoints, meta=meta, grpc_port=1
@@ -423,7 +468,7 @@ def test_g14_env_defaults_from_config_and_caller_inputs_are_not_mutated(
 
 
 def test_g15_errors_are_typed_with_codes_and_is_retryable(
-    fake_registry: Any, registry_client: Client
+    fake_registry: Any, client: Client
 ) -> None:
     cases = [
         ("NOT_FOUND", NotFound, False),
@@ -436,7 +481,7 @@ def test_g15_errors_are_typed_with_codes_and_is_retryable(
     for code, kind, retryable in cases:
         fake_registry.fail_next("ListServices", code)
         with pytest.raises(kind) as info:
-            registry_client.registry.list_services()
+            client.registry.list_services()
         error = info.value
         assert isinstance(error, RegistryError)
         assert error.code is getattr(grpc.StatusCode, code)
@@ -444,26 +489,23 @@ def test_g15_errors_are_typed_with_codes_and_is_retryable(
         assert is_retryable(error) is retryable
     assert is_retryable(Internal("x"), idempotent=True)
     with pytest.raises(ServiceNotFound) as missing:
-        registry_client.discovery.pick("demo", "nope")
+        client.discovery.pick("demo", "nope")
     assert isinstance(missing.value, NotFound)
     sid = fake_registry.ensure_service("demo", "one").id
     with pytest.raises(NoInstances):
-        registry_client.discovery.pick("demo", "one")
+        client.discovery.pick("demo", "one")
     fake_registry.register_instance(sid, "only", grpc_port=1)
-    registry_client.discovery.invalidate("demo", "one")
-    registry_client.discovery.pick("demo", "one").failed()
+    client.discovery.invalidate("demo", "one")
+    client.discovery.pick("demo", "one").failed()
     with pytest.raises(NoHealthyInstances) as cooling:
-        registry_client.discovery.pick("demo", "one")
+        client.discovery.pick("demo", "one")
     assert not is_retryable(cooling.value)
 
 
 def test_g16_default_deadline_on_every_unary_call_and_overridable(
-    fake_registry: Any, registry_clock: Any, registry_credentials: Any
+    fake_registry: Any, other_client: Callable[..., Client]
 ) -> None:
-    creds = registry_credentials
-    with other_client(
-        fake_registry, registry_clock, creds.client_key, creds.client_secret, default_timeout=0.3
-    ) as client:
+    with other_client(default_timeout=0.3) as client:
         client.auth.token()
         fake_registry.add_fault("ListServices", drop=True)
         fake_registry.add_fault("GetServiceByID", drop=True)
@@ -479,9 +521,7 @@ def test_g16_default_deadline_on_every_unary_call_and_overridable(
         fake_registry.add_fault("ListServices", delay=0.5, real_time=True, times=1)
         assert client.registry.list_services(timeout=5) == ()  # a longer caller deadline
         fake_registry.add_fault("ListServices", drop=True)
-    with other_client(
-        fake_registry, registry_clock, creds.client_key, creds.client_secret, default_timeout=30
-    ) as client:
+    with other_client(default_timeout=30) as client:
         started = time.monotonic()
         with pytest.raises(DeadlineExceeded):
             client.registry.list_services(timeout=0.2)  # a shorter one
@@ -489,21 +529,21 @@ def test_g16_default_deadline_on_every_unary_call_and_overridable(
 
 
 def test_g17_get_service_spans_envs_list_filters_env_and_client_side_filter(
-    fake_registry: Any, registry_client: Client
+    fake_registry: Any, client: Client
 ) -> None:
     sid = fake_registry.ensure_service("demo", "echo").id
     fake_registry.register_instance(sid, "p", env="prod", host="a", grpc_port=1)
     fake_registry.register_instance(sid, "d", env="dev", host="b", grpc_port=1)
-    everything = registry_client.registry.get_service(sid)
+    everything = client.registry.get_service(sid)
     assert sorted(i.instance_key for i in everything.instances) == ["d", "p"]
-    only_dev = registry_client.registry.get_service(sid, env="dev")
+    only_dev = client.registry.get_service(sid, env="dev")
     assert [i.instance_key for i in only_dev.instances] == ["d"]
     assert [i.instance_key for i in everything.in_env("prod").instances] == ["p"]
-    (listed,) = registry_client.registry.list_services("demo")
+    (listed,) = client.registry.list_services("demo")
     assert [i.instance_key for i in listed.instances] == ["d"]  # config.env
-    (prod,) = registry_client.registry.list_services("demo", env="prod")
+    (prod,) = client.registry.list_services("demo", env="prod")
     assert [i.instance_key for i in prod.instances] == ["p"]
-    resolved = registry_client.discovery.resolve("demo", "echo")
+    resolved = client.discovery.resolve("demo", "echo")
     assert [i.instance_key for i in resolved.instances] == ["d"]
 
 
@@ -511,7 +551,8 @@ def test_g18_tls_option_and_logging_without_secrets(
     fake_registry: Any,
     registry_clock: Any,
     registry_credentials: Any,
-    registry_client: Client,
+    client: Client,
+    other_client: Callable[..., Client],
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -520,14 +561,14 @@ def test_g18_tls_option_and_logging_without_secrets(
     with FakeRegistry(clients=clients, clock=registry_clock, tls=True) as secure:
         assert secure.tls is not None
         tls = TlsConfig(ca_pem=secure.tls.ca_pem)
-        with other_client(secure, registry_clock, *clients.popitem(), tls=tls) as client:
-            assert client.registry.list_services() == ()
+        with other_client(fake=secure, tls=tls) as over_tls:
+            assert over_tls.registry.list_services() == ()
         assert secure.authentications == 1
     caplog.set_level(logging.DEBUG, logger="sdk")
-    token = registry_client.auth.token()
+    token = client.auth.token()
     fake_registry.revoke_token(token)
-    registry_client.registry.list_services()  # logs the re-authentication
-    _, reg = register(registry_client, fake_registry)
+    client.registry.list_services()  # logs the re-authentication
+    _, reg = register(client, fake_registry)
     reg.stop()
     records = [r for r in caplog.records if r.name.startswith("sdk")]
     assert records

@@ -1,4 +1,10 @@
-"""client.discovery end to end against the fake, in virtual time (CONTRACT 4.6, G10, G11)."""
+"""client.discovery end to end against the fake, in virtual time (CONTRACT 4.6, G10, G11).
+
+Every scenario with a client runs on both flavours: ``sdk.Discovery`` and
+``sdk.aio.AsyncDiscovery`` (``make_client``, see ``tests/flavours.py``); the sync-only
+extras of ``grpc.Channel`` (``with_call``, ``future``) run on ``sdk.Client``. What only
+asyncio has is in ``tests/sdk_aio/test_aio_discovery*.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from fake_registry.backends import BackendPool, start_backends
 from protos.fakecontrol.v1 import echo_pb2, echo_pb2_grpc
 from sdk import Client, Config, DiscoveryPolicy
 from sdk.errors import (
+    ClientClosed,
     NoHealthyInstances,
     NoInstances,
     NotFound,
@@ -20,12 +27,19 @@ from sdk.errors import (
     Unavailable,
 )
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
+from tests.flavours import MakeClient
 
 LIST = "/xiaozhizhang.registry.v1.RegistryService/ListServices"
 
 
 @pytest.fixture
-def client(fake: FakeRegistry, clock: ManualClock) -> Iterator[Client]:
+def client(fake: FakeRegistry, clock: ManualClock, make_client: MakeClient) -> Client:
+    """A sync or async client (closed by ``make_client`` at teardown)."""
+    return make_client(Config(fake.address, CLIENT_KEY, CLIENT_SECRET), clock)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def sync_client(fake: FakeRegistry, clock: ManualClock) -> Iterator[Client]:
     with Client(Config(fake.address, CLIENT_KEY, CLIENT_SECRET), clock=clock) as c:
         yield c
 
@@ -91,15 +105,29 @@ def test_stale_entry_served_within_max_stale_then_error(
 
 
 def test_max_stale_zero_never_serves_stale(
-    fake: FakeRegistry, clock: ManualClock, pool: BackendPool
+    fake: FakeRegistry, clock: ManualClock, pool: BackendPool, make_client: MakeClient
 ) -> None:
     config = Config(fake.address, CLIENT_KEY, CLIENT_SECRET, discovery=DiscoveryPolicy(max_stale=0))
-    with Client(config, clock=clock) as client:
+    with make_client(config, clock) as client:
         client.discovery.resolve("demo", "echo")
         clock.advance(31)
         fake.fail_next("ListServices", "UNAVAILABLE")
         with pytest.raises(Unavailable):
             client.discovery.resolve("demo", "echo")
+
+
+def test_a_closed_client_serves_no_stale_entry(
+    client: Client, fake: FakeRegistry, clock: ManualClock, pool: BackendPool
+) -> None:
+    view = client.discovery.resolve("demo", "echo")
+    client.close()
+    assert client.discovery.resolve("demo", "echo") is view  # fresh: no IO needed
+    clock.advance(31)  # stale: a refresh cut short by the close is no registry outage
+    with pytest.raises(ClientClosed):
+        client.discovery.resolve("demo", "echo")
+    with pytest.raises(ClientClosed):  # nothing was remembered
+        client.discovery.resolve("demo", "echo")
+    assert len(fake.calls(LIST)) == 1
 
 
 def test_round_robin_survives_refreshes(
@@ -165,7 +193,10 @@ def test_channel_round_robins_over_backends(client: Client, pool: BackendPool) -
     answers = [stub.Echo(echo_pb2.EchoRequest(message="hi"), timeout=5) for _ in range(6)]
     assert [a.instance_key for a in answers] == ["echo-0", "echo-1", "echo-2"] * 2
     assert all(a.message == "hi" for a in answers)
-    reply, call = stub.Echo.with_call(echo_pb2.EchoRequest(message="w"), timeout=5)
+
+
+def test_channel_with_call_answers_with_the_call(sync_client: Client, pool: BackendPool) -> None:
+    reply, call = _echo(sync_client).Echo.with_call(echo_pb2.EchoRequest(message="w"), timeout=5)
     assert reply.message == "w"
     assert call.code() is grpc.StatusCode.OK
 
@@ -240,7 +271,8 @@ def test_channel_hung_instance_times_out_and_cools_down(client: Client, pool: Ba
     assert stub.Echo(echo_pb2.EchoRequest(message="y"), timeout=5).instance_key == "echo-1"
 
 
-def test_channel_future_reports_its_outcome(client: Client, pool: BackendPool) -> None:
+def test_channel_future_reports_its_outcome(sync_client: Client, pool: BackendPool) -> None:
+    client = sync_client
     stub = _echo(client)
     pool["echo-0"].fail(grpc.StatusCode.UNAVAILABLE)
     future = stub.Echo.future(echo_pb2.EchoRequest(message="f"), timeout=5)

@@ -1,4 +1,9 @@
-"""client.registry.register_self: ensure, register, heartbeat, deregister on stop."""
+"""client.registry.register_self: ensure, register, heartbeat, deregister on stop.
+
+Every scenario runs on both flavours (``make_client``, see ``tests/flavours.py``): the sync
+``Registration`` and the ``AsyncRegistration`` of ``sdk.aio``, whose own scenarios are in
+``tests/sdk_aio/test_aio_registration.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +16,20 @@ from sdk import Client, Config
 from sdk.errors import InvalidArgument
 from sdk.registration import LeaseState
 from sdk.testing import ManualClock
+from tests.flavours import MakeClient
 
 KEY, SECRET = "self-key", "self-secret"
 
 
 @pytest.fixture
-def setup() -> Iterator[tuple[FakeRegistry, Client, ManualClock]]:
+def setup(make_client: MakeClient) -> Iterator[tuple[FakeRegistry, Client, ManualClock]]:
     clock = ManualClock()
     with FakeRegistry(clients={KEY: SECRET}, clock=clock) as fake:
-        client = Client(Config(fake.address, KEY, SECRET, env="prod"), clock=clock)
+        client = make_client(Config(fake.address, KEY, SECRET, env="prod"), clock=clock)
         try:
             yield fake, client, clock
         finally:
-            client.close()
+            client.close()  # before the fake stops: the registrations deregister
 
 
 def test_register_self_ensures_registers_and_beats(

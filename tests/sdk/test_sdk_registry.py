@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -14,15 +13,17 @@ from sdk import Client, Config, Endpoint
 from sdk.errors import DeadlineExceeded, Internal, InvalidArgument, NotFound, Unavailable
 from sdk.registry import EnsuredService, RegisteredInstance
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
+from tests.flavours import MakeClient
 
 LIST = "/xiaozhizhang.registry.v1.RegistryService/ListServices"
 REGISTER = "/xiaozhizhang.registry.v1.RegistryService/RegisterInstance"
 
 
 @pytest.fixture
-def client(fake: FakeRegistry, clock: ManualClock) -> Iterator[Client]:
-    with Client(Config(fake.address, CLIENT_KEY, CLIENT_SECRET, env="prod"), clock=clock) as c:
-        yield c
+def client(fake: FakeRegistry, clock: ManualClock, make_client: MakeClient) -> Client:
+    """A sync or async client (``make_client``): every scenario runs on both flavours."""
+    config = Config(fake.address, CLIENT_KEY, CLIENT_SECRET, env="prod")
+    return make_client(config, clock)  # type: ignore[no-any-return]
 
 
 def test_ensure_service_creates_once_and_parses_spec(client: Client, clock: ManualClock) -> None:
