@@ -44,7 +44,8 @@ from sdk.errors import (
 )
 from sdk.models import Endpoint, Instance, Service, ServiceView
 from sdk.registration import Registration
-from sdk.registry import EnsuredService, RegisteredInstance, RegistryClient
+from sdk.registry import RegistryClient
+from sdk.results import EnsuredService, RegisteredInstance
 
 __all__ = [
     "AlreadyExists",

@@ -22,11 +22,11 @@ from google.protobuf.message import Message
 from protos.registry.v1 import registry_pb2
 from sdk._core.backoff import Backoff
 from sdk._core.lease_values import Action, LeaseParams
+from sdk._registry_plans import endpoints_json_text, json_object_text
 from sdk.clock import Clock
 from sdk.config import Config, HeartbeatPolicy
 from sdk.errors import RegistryError, from_rpc_error
 from sdk.models import Endpoint, _authority
-from sdk.registry import endpoints_json_text, json_object_text
 
 __all__ = [
     "DEREGISTER_TIMEOUT",

@@ -1,7 +1,7 @@
 """The async registry client: the same RPCs, rules and results as ``sdk.registry``, awaited.
 
 Exposed as ``client.registry`` of an :class:`~sdk.aio.AsyncClient`. Every method plans its
-call with the shared :class:`sdk.registry.RegistryRequests` (validation, defaults, parsing,
+call with the shared :class:`sdk._registry_plans.RegistryRequests` (validation, defaults, parsing,
 the G12/G14/G16/G17 rules) and only sends it here.
 """
 
@@ -14,10 +14,11 @@ import grpc
 import grpc.aio
 
 from protos.registry.v1 import registry_pb2_grpc
+from sdk._registry_plans import Plan, RegistryRequests, check_timeout
 from sdk.config import Config
 from sdk.errors import client_closed, from_rpc_error
 from sdk.models import Endpoint, ServiceView
-from sdk.registry import EnsuredService, Plan, RegisteredInstance, RegistryRequests, _check_timeout
+from sdk.results import EnsuredService, RegisteredInstance
 
 if TYPE_CHECKING:
     from sdk.aio.client import AsyncClient
@@ -43,7 +44,7 @@ class AsyncRegistryClient(RegistryRequests):
         self._client = client  # for register_self
 
     async def _run(self, plan: Plan, timeout: float | None) -> Any:
-        _check_timeout(timeout, plan.method)
+        check_timeout(timeout, plan.method)
         try:
             reply = await getattr(self._stub, plan.name)(plan.request, timeout=timeout)
         except grpc.RpcError as exc:
