@@ -21,22 +21,22 @@ Environment variables read by :meth:`Config.from_env`:
 ``REGISTRY_TLS_SERVER_NAME``  name to verify instead of the address's host
 =========================  ====================================================
 
-Policies are the user-facing knobs, as frozen values. The decisions they
-drive (refresh times, beat intervals, backoff delays, cooldowns) are made by
-the sans-IO core (``sdk._core``), which the client builds from these values,
-so the arithmetic lives in one place; each policy says what it maps onto.
+The policies (:mod:`sdk.policies`) and TLS settings (:mod:`sdk.tls`) are
+frozen values of their own, importable from here too.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Literal
 
+from sdk._checks import number as _number
+from sdk._checks import text as _text
 from sdk.errors import ConfigError
+from sdk.policies import DiscoveryPolicy, HeartbeatPolicy, KeepalivePolicy, TokenPolicy
+from sdk.tls import TlsConfig, TlsMaterial
 
 __all__ = [
     "Config",
@@ -53,30 +53,6 @@ __all__ = [
 _ENV_MAX = 32
 #: gRPC target schemes passed through unchecked; grpcio parses them itself.
 _TARGET_SCHEMES = ("dns:", "unix:", "unix-abstract:", "ipv4:", "ipv6:", "vsock:")
-
-
-def _number(name: str, value: object, *, minimum: float = 0.0, strict: bool = False) -> float:
-    # bool is an int: True would silently mean 1 second.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(name, f"must be a number, not {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ConfigError(name, "must be finite")
-    if value < minimum or (strict and value == minimum):
-        raise ConfigError(name, f"must be {'>' if strict else '>='} {minimum:g} (got {value!r})")
-    return float(value)
-
-
-def _text(name: str, value: object, *, secret: bool = False) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(name, f"must be a string, not {type(value).__name__}")
-    if not value:
-        raise ConfigError(name, "must not be empty")
-    if value != value.strip():
-        # A trailing newline from a secrets file is the classic cause of a
-        # baffling UNAUTHENTICATED; say so here, without echoing a secret.
-        shown = "" if secret else f" ({value!r})"
-        raise ConfigError(name, f"has leading or trailing whitespace{shown}")
-    return value
 
 
 def _address_problem(address: str) -> str | None:
@@ -137,219 +113,6 @@ def parse_registry_addr(value: str) -> tuple[str, ...]:
         if problem is not None:
             raise ConfigError("registry_addr", f"{address!r} {problem}")
     return addresses
-
-
-@dataclass(frozen=True, slots=True)
-class TlsMaterial:
-    """PEM bytes for ``grpc.ssl_channel_credentials(**vars)``; ``None`` = not used.
-
-    ``root_certificates=None`` means the system's trust roots.
-    """
-
-    root_certificates: bytes | None
-    private_key: bytes | None = field(repr=False)
-    certificate_chain: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    """TLS to the registry. ``TlsConfig()`` means TLS with the system's CA roots.
-
-    Args:
-        ca_file: path of a PEM CA bundle to trust instead of the system roots.
-        ca_pem: the same as bytes; give ``ca_file`` or ``ca_pem``, not both.
-        cert_file: client certificate chain (PEM) for mutual TLS; needs ``key_file``.
-        key_file: the client certificate's private key (PEM); needs ``cert_file``.
-        server_name: the name to verify in the server's certificate, when it
-            differs from the host in the address (``None``: the address's host).
-    """
-
-    ca_file: str | None = None
-    ca_pem: bytes | None = field(default=None, repr=False)
-    cert_file: str | None = None
-    key_file: str | None = None
-    server_name: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("ca_file", "cert_file", "key_file", "server_name"):
-            value = getattr(self, name)
-            if value is not None:
-                _text(f"tls.{name}", value)
-        if self.ca_pem is not None:
-            if not isinstance(self.ca_pem, bytes) or not self.ca_pem.strip():
-                raise ConfigError("tls.ca_pem", "must be non-empty PEM bytes")
-            if self.ca_file is not None:
-                raise ConfigError("tls.ca_pem", "give ca_file or ca_pem, not both")
-        if (self.cert_file is None) != (self.key_file is None):
-            missing = "tls.key_file" if self.key_file is None else "tls.cert_file"
-            raise ConfigError(missing, "a client certificate needs both cert_file and key_file")
-
-    def load(self) -> TlsMaterial:
-        """Read the PEM files.
-
-        Raises:
-            ConfigError: a file cannot be read; ``field`` names which.
-        """
-        return TlsMaterial(
-            root_certificates=self.ca_pem or _read("tls.ca_file", self.ca_file),
-            private_key=_read("tls.key_file", self.key_file),
-            certificate_chain=_read("tls.cert_file", self.cert_file),
-        )
-
-
-def _read(name: str, path: str | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ConfigError(name, f"cannot read {path!r}: {exc.strerror or exc}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenPolicy:
-    """When to refresh the access token (CONTRACT G6); maps onto ``_core.token.TokenParams``.
-
-    Args:
-        refresh_lead_max: the longest lead in seconds (the reference SDK's
-            fixed 300 s). ``0`` refreshes only once the token has expired.
-        refresh_lead_fraction: the lead as a share of the token's observed
-            lifetime, in ``[0, 1)``, so short-lived tokens are not renewed
-            on every call.
-    """
-
-    refresh_lead_max: float = 300.0
-    refresh_lead_fraction: float = 0.5
-
-    def __post_init__(self) -> None:
-        _number("token.refresh_lead_max", self.refresh_lead_max)
-        _number("token.refresh_lead_fraction", self.refresh_lead_fraction)
-        if self.refresh_lead_fraction >= 1:
-            raise ConfigError("token.refresh_lead_fraction", "must be < 1")
-
-    def refresh_lead(self, lifetime: float) -> float:
-        """Seconds before expiry to refresh: ``min(max, fraction * lifetime)``.
-
-        Args:
-            lifetime: ``expires_at`` minus the time the token was obtained;
-                ``<= 0`` (already expired on arrival) gives a lead of ``0``.
-        """
-        return min(self.refresh_lead_max, self.refresh_lead_fraction * max(lifetime, 0.0))
-
-
-Jitter = Literal["full", "equal", "none"]
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatPolicy:
-    """Heartbeat spacing and retry backoff (CONTRACT G3, G4).
-
-    Beats run every ``effective_ttl / 3`` seconds (the server's 60 s when
-    the registration sent ``ttl_seconds <= 0``), at least ``min_interval``.
-    Maps onto ``_core.lease_values.LeaseParams`` and its ``Backoff``.
-
-    Args:
-        min_interval: floor of the beat interval in seconds (> 0).
-        backoff_initial: the delay ceiling after the first failure (> 0).
-        backoff_max: the largest delay ceiling (>= ``backoff_initial``).
-        backoff_multiplier: growth per consecutive failure (>= 1; ``1``
-            keeps the delay constant).
-        jitter: ``"full"`` draws each delay from ``[0, ceiling)``,
-            ``"equal"`` from ``[ceiling/2, ceiling)``, ``"none"`` waits the
-            ceiling itself.
-        answer_timeout: how long a sent beat may wait for its answer
-            before the stream counts as broken (> 0).
-    """
-
-    min_interval: float = 1.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 30.0
-    backoff_multiplier: float = 2.0
-    jitter: Jitter = "full"
-    answer_timeout: float = 10.0
-
-    def __post_init__(self) -> None:
-        _number("heartbeat.min_interval", self.min_interval, strict=True)
-        _number("heartbeat.backoff_initial", self.backoff_initial, strict=True)
-        _number("heartbeat.backoff_max", self.backoff_max, minimum=self.backoff_initial)
-        _number("heartbeat.backoff_multiplier", self.backoff_multiplier, minimum=1.0)
-        _number("heartbeat.answer_timeout", self.answer_timeout, strict=True)
-        if self.jitter not in ("full", "equal", "none"):
-            raise ConfigError(
-                "heartbeat.jitter", f"must be 'full', 'equal' or 'none', not {self.jitter!r}"
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class DiscoveryPolicy:
-    """Discovery cache and failure cooldown (CONTRACT G10, G11).
-
-    Maps onto ``_core.cache.CacheParams`` (``cache_ttl``, ``max_stale``) and
-    ``_core.cooldown.CooldownParams`` (``failure_cooldown`` as the base,
-    ``cooldown_max`` as the maximum, multiplier 2 or, without
-    ``escalate``, 1).
-
-    Args:
-        cache_ttl: seconds a resolved entry is served without asking the
-            registry; ``0`` asks every time.
-        max_stale: how long past ``cache_ttl`` an entry may still be served
-            when refreshing it fails; ``0`` never serves stale data.
-        failure_cooldown: seconds an instance is skipped after a reported
-            failure; ``0`` never skips.
-        cooldown_max: the cap when cooldowns escalate (>= ``failure_cooldown``).
-        escalate: double the cooldown for each consecutive failure, up
-            to ``cooldown_max``; ``False`` keeps it at ``failure_cooldown``.
-    """
-
-    cache_ttl: float = 30.0
-    max_stale: float = 300.0
-    failure_cooldown: float = 30.0
-    cooldown_max: float = 300.0
-    escalate: bool = True
-
-    def __post_init__(self) -> None:
-        _number("discovery.cache_ttl", self.cache_ttl)
-        _number("discovery.max_stale", self.max_stale)
-        _number("discovery.failure_cooldown", self.failure_cooldown)
-        _number("discovery.cooldown_max", self.cooldown_max, minimum=self.failure_cooldown)
-
-
-@dataclass(frozen=True, slots=True)
-class KeepalivePolicy:
-    """HTTP/2 keepalive pings on registry channels.
-
-    The defaults respect gRPC's keepalive rules (gRFC A8): a server built on
-    grpc-go, like the real registry, answers pings more frequent than every
-    5 minutes with GOAWAY ``too_many_pings`` by default, and refuses pings
-    without an active call. Heartbeats already detect a dead stream within
-    ``HeartbeatPolicy.answer_timeout``; keepalive is the backstop.
-
-    Args:
-        enabled: ``False`` sets no keepalive options (gRPC's own defaults).
-        keepalive_time_ms: interval between pings (>= 10,000, gRPC's floor).
-        keepalive_timeout_ms: how long to wait for a ping's ack (> 0).
-        permit_without_calls: ping even when no call is active.
-    """
-
-    enabled: bool = True
-    keepalive_time_ms: int = 300_000
-    keepalive_timeout_ms: int = 20_000
-    permit_without_calls: bool = False
-
-    def __post_init__(self) -> None:
-        _number("keepalive.keepalive_time_ms", self.keepalive_time_ms, minimum=10_000)
-        _number("keepalive.keepalive_timeout_ms", self.keepalive_timeout_ms, strict=True)
-
-    def channel_options(self) -> tuple[tuple[str, int], ...]:
-        """The grpcio channel options; ``()`` when disabled."""
-        if not self.enabled:
-            return ()
-        return (
-            ("grpc.keepalive_time_ms", int(self.keepalive_time_ms)),
-            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_ms)),
-            ("grpc.keepalive_permit_without_calls", int(self.permit_without_calls)),
-        )
 
 
 @dataclass(frozen=True, slots=True)
