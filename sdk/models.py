@@ -23,9 +23,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from sdk.json_values import (
+    EMPTY,
+    JsonArray,
+    JsonObject,
+    freeze,
+    parse_object,
+    reject_constant,
+    thaw,
+)
 
 if TYPE_CHECKING:
     from protos.registry.v1 import registry_pb2
@@ -33,102 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["Endpoint", "Instance", "JsonArray", "JsonObject", "Service", "ServiceView"]
 
 
-class JsonArray(tuple[Any, ...]):
-    """A read-only JSON array: a tuple that also equals a list of equal items.
-
-    So ``instance.meta["tags"] == ["a", "b"]`` holds, as it would for the
-    parsed JSON, while the value stays immutable and hashable.
-    """
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, list):
-            other = tuple(other)
-        return tuple.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = tuple.__hash__
-
-    def __repr__(self) -> str:
-        return f"JsonArray({list(self)!r})"
-
-
-class JsonObject(Mapping[str, Any]):
-    """A read-only, hashable JSON object; equals any mapping with equal items.
-
-    Nested objects and arrays are frozen too (:class:`JsonObject`,
-    :class:`JsonArray`), so every value in it is hashable.
-    """
-
-    __slots__ = ("_data",)
-
-    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
-        self._data: dict[str, Any] = {str(k): _freeze(v) for k, v in (items or {}).items()}
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._data.items()))
-
-    def __reduce__(self) -> tuple[type[JsonObject], tuple[dict[str, Any]]]:
-        return (JsonObject, (self._data,))
-
-    def __repr__(self) -> str:
-        return f"JsonObject({self._data!r})"
-
-
-_EMPTY = JsonObject()
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, JsonObject | JsonArray):
-        return value  # already deep-frozen
-    if isinstance(value, Mapping):
-        return JsonObject(value)
-    if isinstance(value, list | tuple):
-        return JsonArray(_freeze(v) for v in value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # NaN/Infinity: Python accepts them, JSON does not
-
-
-def _parse_object(text: str) -> Mapping[str, Any] | None:
-    """A frozen JSON object, or ``None`` for ``""`` and anything not an object."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-        return _freeze(value) if isinstance(value, dict) else None
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return None
-
-
 def _parse_endpoints(text: str) -> tuple[Endpoint, ...]:
     """The endpoint list; ``()`` for ``""``, ``null`` and anything malformed."""
     if not text:
         return ()
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=reject_constant)
     except (ValueError, RecursionError):
         return ()
     if not isinstance(value, list):
@@ -238,7 +158,7 @@ class Service:
 
     def __post_init__(self) -> None:
         if self.spec is not None:
-            object.__setattr__(self, "spec", _freeze(self.spec))
+            object.__setattr__(self, "spec", freeze(self.spec))
 
     @classmethod
     def from_pb(cls, msg: registry_pb2.Service) -> Service:
@@ -249,7 +169,7 @@ class Service:
             name=msg.name,
             owner=msg.owner,
             description=msg.description,
-            spec=_parse_object(msg.spec_json),
+            spec=parse_object(msg.spec_json),
             spec_json=msg.spec_json,
             created_at=msg.created_at,
             updated_at=msg.updated_at,
@@ -257,7 +177,7 @@ class Service:
 
     def spec_dict(self) -> dict[str, Any] | None:
         """A mutable deep copy of :attr:`spec` (plain dicts and lists)."""
-        return None if self.spec is None else _thaw(self.spec)
+        return None if self.spec is None else thaw(self.spec)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,7 +214,7 @@ class Instance:
     env: str = ""
     host: str = ""
     endpoint: str = ""
-    meta: Mapping[str, Any] = _EMPTY
+    meta: Mapping[str, Any] = EMPTY
     meta_json: str = field(default="", compare=False, repr=False)
     endpoints: tuple[Endpoint, ...] = ()
     endpoints_json: str = field(default="", compare=False, repr=False)
@@ -306,7 +226,7 @@ class Instance:
     grpc_port: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "meta", _freeze(self.meta))
+        object.__setattr__(self, "meta", freeze(self.meta))
         object.__setattr__(self, "endpoints", tuple(self.endpoints))
 
     @classmethod
@@ -319,7 +239,7 @@ class Instance:
             env=msg.env,
             host=msg.host,
             endpoint=msg.endpoint,
-            meta=_parse_object(msg.meta_json) or _EMPTY,
+            meta=parse_object(msg.meta_json) or EMPTY,
             meta_json=msg.meta_json,
             endpoints=_parse_endpoints(msg.endpoints_json),
             endpoints_json=msg.endpoints_json,
@@ -346,7 +266,7 @@ class Instance:
 
     def meta_dict(self) -> dict[str, Any]:
         """A mutable deep copy of :attr:`meta` (plain dicts and lists)."""
-        return dict(_thaw(self.meta))
+        return dict(thaw(self.meta))
 
     def _ranked(self, network: str | None) -> list[Endpoint]:
         # sorted() is stable: equal priorities keep the server's order.
