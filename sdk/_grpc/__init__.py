@@ -7,7 +7,8 @@ this package; the sync (and later asyncio) shells do.
 from __future__ import annotations
 
 from sdk._grpc.auth_calls import AuthCalls, TokenReply
-from sdk._grpc.channel import FailoverChannel, Transport, open_transport, plan_target
+from sdk._grpc.channel import Transport, open_transport, plan_target
+from sdk._grpc.failover import FailoverChannel
 from sdk._grpc.interceptors import CallInterceptor, TokenSource
 
 __all__ = [

@@ -28,7 +28,8 @@ import grpc
 import grpc.aio
 
 from sdk._grpc.discovery_calls import CLOSED, ChannelBook, Failover, instance_address
-from sdk.aio._channel import PendingCall, open_channel
+from sdk.aio._channel import open_channel
+from sdk.aio._pending_call import PendingCall
 from sdk.config import Config
 from sdk.errors import NoHealthyInstances, RegistryError, Unavailable
 

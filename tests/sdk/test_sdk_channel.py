@@ -14,7 +14,8 @@ import pytest
 from fake_registry import FakeRegistry, ManualClock
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 from sdk import Client, Config, TlsConfig, Unavailable
-from sdk._grpc.channel import FailoverChannel, plan_target
+from sdk._grpc.channel import plan_target
+from sdk._grpc.failover import FailoverChannel
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
 from tests.flavours import MakeClient
 
