@@ -1,6 +1,6 @@
 """Fault rules: which calls, what happens to them, for how long.
 
-A rule matches calls by method (see :func:`~fake_registry.journal.method_matches`)
+A rule matches calls by method (see :func:`~fake_registry.call_record.method_matches`)
 and optionally by metadata. Each matching call takes the rule's next action:
 
     Abort(code, details)   the call ends with that status before the handler runs
@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fake_registry.call_record import method_matches
 from fake_registry.errors import InvalidArgument
-from fake_registry.journal import method_matches
 
 __all__ = ["Abort", "Action", "Delay", "Drop", "FaultRule", "FaultSet"]
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import grpc
 
-from fake_registry.cli import PROG, UsageError, _fail, _say
+from fake_registry import cli_arguments as parse
+from fake_registry.command_line import PROG, fail, say, tls_ca_credentials
 
 __all__ = ["DEFAULT_TIMEOUT", "add_health_command", "check", "run_health"]
 
@@ -57,39 +58,24 @@ def check(
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
-def _credentials(path: str | None) -> grpc.ChannelCredentials | None:
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as file:
-            ca = file.read()
-    except OSError as exc:
-        raise UsageError(f"health: --tls-ca {path}: {exc.strerror}") from None
-    if b"-----BEGIN CERTIFICATE-----" not in ca:
-        raise UsageError(f"health: --tls-ca {path} holds no PEM certificate")
-    return grpc.ssl_channel_credentials(root_certificates=ca)
-
-
 def run_health(args: argparse.Namespace) -> int:
     """The ``health`` command: print the status, exit 0 only for ``SERVING``."""
-    credentials = _credentials(args.tls_ca)
+    credentials = tls_ca_credentials(args.tls_ca, "health")
     try:
         status = check(
             args.target, service=args.service, credentials=credentials, timeout=args.timeout
         )
     except grpc.RpcError as exc:
         code, details = exc.code(), exc.details() or ""
-        return _fail(f"health: {code.name}: {details} (is a fake running at {args.target}?)", 1)
+        return fail(f"health: {code.name}: {details} (is a fake running at {args.target}?)", 1)
     except KeyboardInterrupt:
-        return _fail("health: interrupted", 130)
-    _say(status)
+        return fail("health: interrupted", 130)
+    say(status)
     return 0 if status == "SERVING" else 1
 
 
 def add_health_command(commands: Any) -> None:
     """Add ``health`` to ``commands`` (the ``add_subparsers()`` object)."""
-    from fake_registry.ctl import _positive_seconds, _target
-
     parser = commands.add_parser(
         "health",
         help="ask a running fake's gRPC health service whether it serves",
@@ -98,7 +84,7 @@ def add_health_command(commands: Any) -> None:
         epilog=f"Example: {PROG} health --target 127.0.0.1:50051",
     )
     parser.add_argument(
-        "--target", metavar="HOST:PORT", type=_target, required=True, help="the fake"
+        "--target", metavar="HOST:PORT", type=parse.target, required=True, help="the fake"
     )
     parser.add_argument(
         "--service",
@@ -115,7 +101,7 @@ def add_health_command(commands: Any) -> None:
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_positive_seconds,
+        type=parse.positive_seconds,
         default=DEFAULT_TIMEOUT,
         help=f"deadline of the call (default: {DEFAULT_TIMEOUT:g})",
     )

@@ -15,6 +15,13 @@ left to grpc (UNIMPLEMENTED), as grpc-go answers them before any interceptor.
 
 Wrapped handlers are built once per method, so a call costs one dict lookup
 here plus the work of each stage.
+
+This module holds the pipeline itself (journal, decode check, the handler
+call and the journaling of its end); stages 3 and 4 are
+:class:`~fake_registry.call_admission.CallAdmission`, the stream side of
+stage 5 is :class:`~fake_registry.stream_answers.StreamAnswers`.
+:data:`DEFAULT_EXEMPT_METHODS` and :data:`CONTROL_SERVICE_PREFIX` live in
+:mod:`fake_registry.call_admission` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -23,34 +30,29 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, cast
 
 import grpc
 from google.protobuf.message import Message
 from grpc import aio
 
+from fake_registry.call_admission import (
+    CONTROL_SERVICE_PREFIX,
+    DEFAULT_EXEMPT_METHODS,
+    CallAdmission,
+)
 from fake_registry.clock import Clock
-from fake_registry.errors import FakeRegistryError
-from fake_registry.faults import Abort, Delay, FaultSet
+from fake_registry.faults import FaultSet
 from fake_registry.journal import Call, Journal
-from fake_registry.metadata import lenient_token
 from fake_registry.servicers.guard import ErrorSink
 from fake_registry.state.world import World
+from fake_registry.stream_answers import StreamAnswers
 from fake_registry.streams import LiveStream, StreamRegistry
-from fake_registry.timers import sleep_until_on_clock
 
 __all__ = ["CONTROL_SERVICE_PREFIX", "DEFAULT_EXEMPT_METHODS", "CallPipeline", "current_call"]
 
 log = logging.getLogger("fake_registry")
-
-#: Methods callable without a token. The fake registers the health service,
-#: which the real server does not (there, Check answers UNIMPLEMENTED).
-DEFAULT_EXEMPT_METHODS: tuple[str, ...] = (
-    "/xiaozhizhang.user.v1.ClientAuthService/AuthenticateClient",
-    "grpc.health.v1.Health/Check",
-    "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-)
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
@@ -66,8 +68,6 @@ _MALFORMED_MESSAGE = "grpc: error unmarshalling request"
 #: A call cancelled this close to its deadline (seconds) ended by the deadline:
 #: the client's cancel can reach the server just before the server's own timer.
 _DEADLINE_SLACK = 0.05
-#: The fake's own control service: neither journaled nor subject to faults or tokens.
-CONTROL_SERVICE_PREFIX = "/fakecontrol.v1.FakeControlService/"
 
 
 class _Malformed:
@@ -93,35 +93,35 @@ class CallPipeline(aio.ServerInterceptor):
         exempt: Sequence[str] = DEFAULT_EXEMPT_METHODS,
         signing_key: str | None = None,
     ) -> None:
-        self._world = world
         self._clock = clock
         self._journal = journal
-        self._faults = faults
         self._streams = streams
         self._errors = errors
-        self._signing_key = signing_key  # a node with its own secret; None = shared
-        self._stopping: asyncio.Event | None = None  # set when the server stops
-        self._exempt_cache: dict[str, bool] = {}
-        self._exempt: tuple[str, ...] = ()
-        self.exempt = tuple(exempt)
+        self._admission = CallAdmission(
+            faults, journal, world, clock, exempt=exempt, signing_key=signing_key
+        )
+        self._answers = StreamAnswers(clock, journal, streams, self._fail_internal)
         self._cache: dict[str, tuple[Handler, Handler]] = {}
 
     @property
     def exempt(self) -> tuple[str, ...]:
         """Method paths (or path suffixes) that need no token."""
-        return self._exempt
+        return self._admission.exempt
 
     @exempt.setter
     def exempt(self, methods: Sequence[str]) -> None:
-        self._exempt = tuple(methods)
-        self._exempt_cache = {}
+        self._admission.exempt = methods
 
     def is_exempt(self, method: str) -> bool:
-        cached = self._exempt_cache.get(method)
-        if cached is None:
-            cached = any(method == e or method.endswith(e) for e in self._exempt)
-            self._exempt_cache[method] = cached
-        return cached
+        return self._admission.is_exempt(method)
+
+    async def release_held_calls(self) -> None:
+        """End every call held by a delay or drop fault (run on the server loop)."""
+        await self._admission.release_held_calls()
+
+    def rearm(self) -> None:
+        """Forget a previous stop, before the server starts (on a new loop)."""
+        self._admission.rearm()
 
     def wrap(self, method: str, handler: Handler) -> Handler:
         """The pipeline around ``handler`` for calls to ``method`` (built once per method).
@@ -159,76 +159,6 @@ class CallPipeline(aio.ServerInterceptor):
         if method.startswith(CONTROL_SERVICE_PREFIX):
             return None  # the control plane is not part of what a test observes
         return self._journal.begin(method, metadata, peer, streaming, request)
-
-    async def _admit(
-        self, method: str, metadata: Metadata, context: Context, call: Call | None
-    ) -> None:
-        """Faults, then auth. Aborts the call (raising) when either says so."""
-        if method.startswith(CONTROL_SERVICE_PREFIX):
-            return  # faults and registry tokens never lock a test out of its controls
-        taken = self._faults.take(method, metadata)
-        if taken is not None:
-            rule, action = taken
-            pause = None
-            if isinstance(action, Abort) and action.delay:
-                pause = self._pause(action.delay, action.virtual)
-            elif isinstance(action, Delay):
-                pause = self._pause(action.seconds, action.virtual)
-            # Journaled once the pause's end is fixed: a test that sees the
-            # event and then advances the clock always releases the call.
-            self._journal.fault(call, rule.name, action.describe())
-            if pause is not None:
-                await self._held(pause, context)
-            if isinstance(action, Abort):
-                await context.abort(grpc.StatusCode[action.code], action.details)
-            elif not isinstance(action, Delay):
-                # Drop: never answer; the client's deadline (or cancel) ends the call
-                await self._held(asyncio.Event().wait(), context)
-        if not self._world.auth_enabled or self.is_exempt(method):
-            return
-        token = lenient_token(metadata)
-        try:
-            with self._world.lock:
-                self._world.auth.verify(self._clock.time(), token, self._signing_key)
-        except FakeRegistryError as exc:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
-
-    async def _held(self, wait: Coroutine[Any, Any, Any], context: Context) -> None:
-        """Run ``wait``, unless the fake stops first: then the call ends UNAVAILABLE.
-
-        A call held by a fault must not outlive its server: it would be left
-        pending on a closed loop, its journal entry forever in flight.
-        """
-        if self._stopping is None:
-            self._stopping = asyncio.Event()
-        waiter = asyncio.ensure_future(wait)
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({waiter, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not waiter.done():
-                await _cancel(waiter)
-        if waiter.cancelled():
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the fake is shutting down")
-        waiter.result()  # re-raise what the wait raised, if anything
-
-    async def release_held_calls(self) -> None:
-        """End every call held by a delay or drop fault (run on the server loop)."""
-        if self._stopping is None:
-            self._stopping = asyncio.Event()
-        self._stopping.set()
-        await asyncio.sleep(0)  # let the held calls see it
-
-    def rearm(self) -> None:
-        """Forget a previous stop, before the server starts (on a new loop)."""
-        self._stopping = None
-
-    def _pause(self, seconds: float, virtual: bool) -> Coroutine[Any, Any, None]:
-        """A wait that starts now: a virtual one's end is fixed on the clock at once."""
-        if virtual:
-            return sleep_until_on_clock(self._clock, self._clock.monotonic() + seconds)
-        return asyncio.sleep(seconds)
 
     def _journaling(
         self, context: Context, call: Call | None, stream: LiveStream | None = None
@@ -304,7 +234,7 @@ class CallPipeline(aio.ServerInterceptor):
             try:
                 if malformed:
                     await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
-                await self._admit(method, metadata, context, call)
+                await self._admission.admit(method, metadata, context, call)
                 if client_streaming:
                     request = self._incoming(request, context, call, None)
                 try:
@@ -336,10 +266,8 @@ class CallPipeline(aio.ServerInterceptor):
             try:
                 if malformed:
                     await context.abort(grpc.StatusCode.INTERNAL, _MALFORMED_MESSAGE)
-                await self._admit(method, metadata, context, call)
-                async for item in self._serve_stream(
-                    method, inner(request, context), context, call
-                ):
+                await self._admission.admit(method, metadata, context, call)
+                async for item in self._answers.relay(inner(request, context), context, call):
                     yield item
             except BaseException as exc:
                 self._finish(call, context, exc)
@@ -361,9 +289,9 @@ class CallPipeline(aio.ServerInterceptor):
             stream.task = asyncio.current_task()
             context = self._journaling(context, call, stream)
             try:
-                await self._admit(method, metadata, context, call)
+                await self._admission.admit(method, metadata, context, call)
                 answers = inner(self._incoming(requests, context, call, stream), context)
-                async for item in self._serve_stream(method, answers, context, call, stream):
+                async for item in self._answers.relay(answers, context, call, stream):
                     yield item
             except BaseException as exc:
                 self._finish(call, context, exc)
@@ -392,95 +320,6 @@ class CallPipeline(aio.ServerInterceptor):
             if isinstance(request, Message):
                 self._journal.frame(call, "in", request)
             yield request
-
-    async def _serve_stream(
-        self,
-        method: str,
-        answers: AsyncIterator[Any],
-        context: Context,
-        call: Call | None,
-        stream: LiveStream | None = None,
-    ) -> AsyncIterator[Any]:
-        """Relay the handler's answers through the stream controls and kill switch."""
-        iterator = answers.__aiter__()
-        try:
-            while True:
-                item = await self._next_or_killed(iterator, context, stream)
-                if item is _END:
-                    return
-                if stream is not None:
-                    await self._hold_answer(stream, context, call)
-                if isinstance(item, Message):
-                    self._journal.frame(call, "out", item)
-                if stream is not None:
-                    stream.frames_out += 1  # counted before the client can read it
-                yield item
-                if stream is not None and self._should_end(stream, call):
-                    return
-        except (aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            await self._fail_internal(context, exc)
-        finally:
-            closer = getattr(iterator, "aclose", None)
-            if closer is not None:
-                await closer()
-
-    async def _next_or_killed(
-        self, iterator: AsyncIterator[Any], context: Context, stream: LiveStream | None
-    ) -> Any:
-        if stream is None:
-            return await anext(iterator, _END)
-        await self._check_killed(stream, context)
-        stream.reading = True  # from here a kill cancels this task (see streams._kill)
-        try:
-            return await anext(iterator, _END)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if stream.killed.done() and task is not None:
-                task.uncancel()
-                await self._check_killed(stream, context)
-            raise
-        finally:
-            stream.reading = False
-
-    async def _race(self, step: asyncio.Future[Any], stream: LiveStream, context: Context) -> None:
-        """Wait for ``step``; if the stream is killed first, cancel it and abort."""
-        try:
-            done, _ = await asyncio.wait({step, stream.killed}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # the client went away: unwind the step first
-            await _cancel(step)
-            raise
-        if step not in done:
-            await _cancel(step)
-            await self._check_killed(stream, context)
-
-    async def _check_killed(self, stream: LiveStream, context: Context) -> None:
-        if stream.killed.done():
-            code, details = stream.killed.result()
-            self._journal.fault(stream.call, "kill_streams", f"kill {code}")
-            await context.abort(grpc.StatusCode[code], details)
-
-    async def _hold_answer(self, stream: LiveStream, context: Context, call: Call | None) -> None:
-        """Apply delay/withhold controls before an answer goes out."""
-        for control in self._streams.controls_for(stream):
-            if control.withhold:
-                self._journal.fault(call, "stream_control", control.describe())
-                while control in self._streams.controls_for(stream):  # until cleared
-                    stream.controls_changed.clear()
-                    changed = asyncio.ensure_future(stream.controls_changed.wait())
-                    await self._race(changed, stream, context)
-            elif control.delay > 0:
-                pause = asyncio.ensure_future(self._pause(control.delay, control.delay_virtual))
-                self._journal.fault(call, "stream_control", control.describe())
-                await self._race(pause, stream, context)
-
-    def _should_end(self, stream: LiveStream, call: Call | None) -> bool:
-        for control in self._streams.controls_for(stream):
-            if control.end_after is not None and stream.frames_out >= control.end_after:
-                self._journal.fault(call, "stream_control", control.describe())
-                return True
-        return False
 
 
 class _JournalingContext:
@@ -524,17 +363,3 @@ def _reset_current_call(token: contextvars.Token[Call | None]) -> None:
     # A handler closed during shutdown runs its finally block in another context.
     with contextlib.suppress(ValueError):
         current_call.reset(token)
-
-
-async def _cancel(step: asyncio.Future[Any]) -> None:
-    """Cancel ``step`` and wait until it has unwound (its generator is closed)."""
-    step.cancel()
-    with contextlib.suppress(BaseException):
-        await step
-
-
-class _EndMarker:
-    __slots__ = ()
-
-
-_END: Any = _EndMarker()

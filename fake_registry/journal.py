@@ -1,16 +1,20 @@
 """The call journal: every call, every stream frame, every injected fault.
 
-Each call is a :class:`Call` with its method, metadata, request and response
-(or final status), virtual and real timestamps, its stream frames and the
-fault events that touched it. Tests read it with :meth:`Journal.calls`, wait
-for effects with :meth:`Journal.wait_for` (bounded, in real time) and assert
-with :meth:`Journal.assert_called`, whose failure message lists the near
-misses.
+The server side records each call as a :class:`~fake_registry.call_record.Call`
+(with its frames and fault events). Tests read it with :meth:`Journal.calls`,
+wait for effects with :meth:`Journal.wait_for` (bounded, in real time) and
+assert with :meth:`Journal.assert_called`, whose failure message lists the
+near misses.
 
 Reprs and assertion messages never show tokens or secrets: ``authorization``
 and ``token`` metadata values, ``client_secret`` and ``access_token`` fields
-are redacted. The real values stay readable through the attributes, so a test
-can assert the exact ``authorization: Bearer ...`` form.
+are redacted (:mod:`fake_registry.redaction`). The real values stay readable
+through the attributes, so a test can assert the exact
+``authorization: Bearer ...`` form.
+
+:class:`Call`, :class:`Frame`, :class:`FaultEvent`, :data:`FRAMES_PER_CALL`
+and :func:`method_matches` live in :mod:`fake_registry.call_record` and are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -19,11 +23,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from google.protobuf.message import Message
-from google.protobuf.text_format import MessageToString
+
+from fake_registry.call_record import FRAMES_PER_CALL, Call, FaultEvent, Frame, method_matches
+from fake_registry.redaction import (
+    SECRET_FIELDS,
+    SECRET_METADATA,
+    describe_message,
+    redact_metadata,
+)
 
 __all__ = [
     "FRAMES_PER_CALL",
@@ -32,187 +42,13 @@ __all__ = [
     "Frame",
     "Journal",
     "JournalAssertionError",
+    "describe_message",
     "method_matches",
+    "redact_metadata",
 ]
 
-_SECRET_METADATA = frozenset({"authorization", "token"})
-_SECRET_FIELDS = ("client_secret", "access_token")
 #: Bound on kept calls; the oldest are dropped past it (a long standalone run).
 DEFAULT_CAPACITY = 100_000
-#: Bound on kept frames per call: a stream open for days keeps its latest ones.
-FRAMES_PER_CALL = 10_000
-
-
-def method_matches(pattern: str, method: str) -> bool:
-    """Whether ``method`` (a full path) is named by ``pattern``.
-
-    ``pattern`` is a full path (``/pkg.Service/Method``), ``Service/Method``,
-    ``pkg.Service/Method``, a bare method name (``ListServices``) or ``*``.
-    """
-    if pattern in ("*", method):
-        return True
-    if not method.endswith(pattern):
-        return False
-    boundary = method[-len(pattern) - 1]
-    return boundary in "/."
-
-
-def redact_metadata(metadata: Iterable[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
-    """Metadata with token-bearing values replaced by ``<redacted>``."""
-    return tuple(
-        (key, "<redacted>" if key in _SECRET_METADATA else value) for key, value in metadata
-    )
-
-
-def describe_message(message: Message | None) -> str:
-    """A one-line text form of ``message`` with secret fields redacted."""
-    if message is None:
-        return "-"
-    present = {f.name for f, _ in message.ListFields()}
-    hidden = [name for name in _SECRET_FIELDS if name in present]
-    if hidden:
-        copy = type(message)()
-        copy.CopyFrom(message)
-        for name in hidden:
-            setattr(copy, name, "<redacted>")
-        message = copy
-    return "{" + MessageToString(message, as_one_line=True) + "}"
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One message on a stream. ``direction`` is ``"in"`` (from the client) or ``"out"``."""
-
-    direction: Literal["in", "out"]
-    message: Message
-    virtual_time: float
-    real_time: float
-
-    def __repr__(self) -> str:
-        return f"Frame({self.direction} {describe_message(self.message)} @{self.virtual_time:.3f})"
-
-
-@dataclass(frozen=True, slots=True)
-class FaultEvent:
-    """An injected fault, as it touched a call (or a stream, for stream controls)."""
-
-    rule: str
-    action: str
-    virtual_time: float
-    real_time: float
-    call_seq: int | None = None
-
-    def __repr__(self) -> str:
-        return f"FaultEvent({self.rule}: {self.action} on call #{self.call_seq})"
-
-
-@dataclass(slots=True, eq=False)
-class Call:
-    """One RPC as the fake saw it. Mutable while in flight, then final.
-
-    Attributes:
-        seq: order of arrival, from 1.
-        method: full method path, e.g. ``/xiaozhizhang.registry.v1.RegistryService/ListServices``.
-        metadata: invocation metadata as received (secrets included: redacted only in reprs).
-        request: the request message of a unary call; ``None`` for client streams
-            (their messages are ``frames`` with direction ``"in"``) or an
-            undecodable request.
-        response: the response of a successful unary call, else ``None``.
-        code: the final status code name (``"OK"``, ``"UNAVAILABLE"``...);
-            ``None`` while the call is in flight.
-    """
-
-    seq: int
-    method: str
-    metadata: tuple[tuple[str, Any], ...]
-    peer: str
-    started_at: float
-    started_real: float
-    streaming: bool
-    code: str | None = None
-    details: str = ""
-    ended_at: float | None = None
-    ended_real: float | None = None
-    #: Frames beyond :data:`FRAMES_PER_CALL` that were dropped, oldest first.
-    frames_dropped: int = 0
-    # Messages are kept serialized (decoded when read) and containers are made
-    # only when needed: a journaled call then holds almost nothing the garbage
-    # collector tracks, so a full journal costs no GC pauses. Frames are
-    # (direction, bytes, virtual, real) tuples of immutable values.
-    # Type and bytes in separate slots: a tuple holding a type stays GC-tracked.
-    _request_type: type[Message] | None = field(default=None, repr=False)
-    _request_bytes: bytes = field(default=b"", repr=False)
-    _response_type: type[Message] | None = field(default=None, repr=False)
-    _response_bytes: bytes = field(default=b"", repr=False)
-    _faults: list[FaultEvent] | None = field(default=None, repr=False)
-    _raw_frames: deque[tuple[str, bytes, float, float]] | None = field(default=None, repr=False)
-    _frame_types: dict[str, type[Message]] | None = field(default=None, repr=False)
-
-    @property
-    def request(self) -> Message | None:
-        kind = self._request_type
-        return None if kind is None else kind.FromString(self._request_bytes)
-
-    @property
-    def response(self) -> Message | None:
-        kind = self._response_type
-        return None if kind is None else kind.FromString(self._response_bytes)
-
-    @property
-    def faults(self) -> list[FaultEvent]:
-        """The injected faults that touched this call, oldest first."""
-        return list(self._faults or ())
-
-    @property
-    def frames(self) -> list[Frame]:
-        """The stream's messages in arrival order (the latest :data:`FRAMES_PER_CALL`)."""
-        types = self._frame_types or {}
-        return [
-            Frame(direction, types[direction].FromString(data), virtual, real)  # type: ignore[arg-type]
-            for direction, data, virtual, real in list(self._raw_frames or ())
-        ]
-
-    def frame_count(self, direction: str | None = None) -> int:
-        """How many frames are kept (in one direction, or both), without decoding them."""
-        raw = list(self._raw_frames or ())
-        if direction is None:
-            return len(raw)
-        return sum(1 for frame in raw if frame[0] == direction)
-
-    @property
-    def done(self) -> bool:
-        return self.code is not None
-
-    @property
-    def name(self) -> str:
-        """The bare method name, e.g. ``ListServices``."""
-        return self.method.rsplit("/", 1)[-1]
-
-    def header(self, key: str) -> Any:
-        """The first metadata value for ``key``, or ``None``."""
-        for name, value in self.metadata:
-            if name == key:
-                return value
-        return None
-
-    def frames_in(self) -> list[Message]:
-        return [f.message for f in self.frames if f.direction == "in"]
-
-    def frames_out(self) -> list[Message]:
-        return [f.message for f in self.frames if f.direction == "out"]
-
-    def __repr__(self) -> str:
-        status = self.code or "in flight"
-        parts = [f"#{self.seq} {self.name} -> {status}"]
-        if self.details and self.code != "OK":
-            parts.append(repr(self.details))
-        parts.append(f"request={describe_message(self.request)}")
-        if self.streaming:
-            parts.append(f"frames={self.frame_count()}")
-        parts.append(f"metadata={dict(redact_metadata(self.metadata))}")
-        if self.faults:
-            parts.append(f"faults={[e.action for e in self.faults]}")
-        return "Call(" + " ".join(parts) + ")"
 
 
 class JournalAssertionError(AssertionError):
@@ -457,12 +293,12 @@ def _mismatches(
     for key, expected in (metadata or {}).items():
         actual = call.header(key)
         if actual != expected:
-            shown = "<redacted>" if key in _SECRET_METADATA else repr(actual)
+            shown = "<redacted>" if key in SECRET_METADATA else repr(actual)
             reasons.append(f"metadata {key}={shown}")
     for name, expected in (request or {}).items():
         actual = getattr(call.request, name, None) if call.request is not None else None
         if actual != expected:
-            secret = name in _SECRET_FIELDS  # the expected value is a secret too
+            secret = name in SECRET_FIELDS  # the expected value is a secret too
             shown, wanted = (
                 ("<redacted>", "<redacted>") if secret else (repr(actual), repr(expected))
             )

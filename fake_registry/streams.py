@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from fake_registry.journal import Call
+from fake_registry.call_record import Call
 
 __all__ = ["LiveStream", "StreamControl", "StreamInfo", "StreamRegistry"]
 

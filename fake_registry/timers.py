@@ -3,19 +3,20 @@
 A virtual delay ends when the fake's clock has moved ``seconds`` forward,
 whether it moved in real time (system and offset clocks) or by ``advance()``
 (manual clocks). Clocks that offer ``add_listener`` wake the waiter the moment
-they move; otherwise it re-checks as real time passes.
+they move; otherwise it re-checks as real time passes. :func:`pause` picks
+a virtual or a real wait; :func:`cancel_and_wait` ends a wait that lost a race.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fake_registry.clock import Clock
 
-__all__ = ["sleep_on_clock", "sleep_until_on_clock"]
+__all__ = ["cancel_and_wait", "pause", "sleep_on_clock", "sleep_until_on_clock"]
 
 # Upper bound between re-checks, so a clock without listeners is still noticed.
 _RECHECK = 0.5
@@ -55,3 +56,17 @@ async def sleep_until_on_clock(clock: Clock, deadline: float) -> None:
     finally:
         if remove is not None:
             remove(on_move)
+
+
+def pause(clock: Clock, seconds: float, virtual: bool) -> Coroutine[Any, Any, None]:
+    """A wait that starts now: a virtual one's end is fixed on ``clock`` at once."""
+    if virtual:
+        return sleep_until_on_clock(clock, clock.monotonic() + seconds)
+    return asyncio.sleep(seconds)
+
+
+async def cancel_and_wait(step: asyncio.Future[Any]) -> None:
+    """Cancel ``step`` and wait until it has unwound (its generator is closed)."""
+    step.cancel()
+    with contextlib.suppress(BaseException):
+        await step

@@ -5,25 +5,28 @@ the same name, so the gRPC face does exactly what the Python face does.
 Domain errors keep their codes (INVALID_ARGUMENT naming the field,
 NOT_FOUND for an unknown client or instance, FAILED_PRECONDITION for a clock
 that cannot move); a bad or missing control token is UNAUTHENTICATED.
+Messages that need more than a field copy are converted in
+:mod:`fake_registry.servicers.control_convert` (``call_info`` stays
+importable from here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
-import json
-import traceback
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf.message import Message
-from google.protobuf.text_format import MessageToString
 from grpc import aio
 
-from fake_registry.errors import InvalidArgument, NotFound, Unauthenticated
-from fake_registry.faults import Abort, Action, Delay, Drop
-from fake_registry.journal import Call
+from fake_registry.errors import NotFound, Unauthenticated
+from fake_registry.servicers.control_convert import (
+    call_info,
+    fake_error,
+    fault_action,
+    seed_services,
+    stream_info,
+)
 from fake_registry.servicers.convert import instance_pb
 from fake_registry.servicers.guard import ErrorSink, GuardedServicer, guard_unary
 from protos.fakecontrol.v1 import control_pb2 as pb
@@ -38,57 +41,6 @@ __all__ = ["CONTROL_TOKEN_HEADER", "ControlServicer", "call_info"]
 CONTROL_TOKEN_HEADER = "control-token"  # noqa: S105 - a header name
 Context = aio.ServicerContext[Any, Any]
 EMPTY = pb.Empty()
-
-
-def _text(message: Message | None) -> str:
-    return "" if message is None else MessageToString(message, as_one_line=True)
-
-
-def _metadata_value(value: Any) -> str:
-    return base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
-
-
-def call_info(call: Call) -> pb.CallInfo:
-    """A journal entry as a protobuf message (values as received, unredacted)."""
-    return pb.CallInfo(
-        seq=call.seq,
-        method=call.method,
-        metadata=[pb.MetadataEntry(key=k, value=_metadata_value(v)) for k, v in call.metadata],
-        request=_text(call.request),
-        response=_text(call.response),
-        code=call.code or "",
-        details=call.details,
-        started_at=call.started_at,
-        ended_at=call.ended_at or 0.0,
-        started_real=call.started_real,
-        ended_real=call.ended_real or 0.0,
-        frames=[
-            pb.Frame(
-                direction=f.direction,
-                message=_text(f.message),
-                virtual_time=f.virtual_time,
-                real_time=f.real_time,
-            )
-            for f in call.frames
-        ],
-        faults=[
-            pb.FaultEvent(rule=e.rule, action=e.action, virtual_time=e.virtual_time)
-            for e in call.faults
-        ],
-    )
-
-
-def _action(message: pb.FaultAction) -> Action:
-    if message.code:
-        return Abort(
-            message.code.upper(),
-            message.details or "injected fault",
-            message.delay_seconds,
-            virtual=not message.real_time,
-        )
-    if message.drop:
-        return Drop()
-    return Delay(message.delay_seconds, virtual=not message.real_time)
 
 
 class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
@@ -231,7 +183,7 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
         }
         if request.sequence:
             handle = self._fake.add_fault(
-                request.method, sequence=[_action(a) for a in request.sequence], **options
+                request.method, sequence=[fault_action(a) for a in request.sequence], **options
             )
         else:
             action = request.action
@@ -287,19 +239,7 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
     @guard_unary
     async def ListStreams(self, request: pb.Empty, context: Context) -> pb.ListStreamsReply:
         self._authorize(context)
-        return pb.ListStreamsReply(
-            streams=[
-                pb.StreamInfo(
-                    id=s.id,
-                    method=s.method,
-                    instance_keys=s.instance_keys,
-                    opened_at=s.opened_at,
-                    frames_in=s.frames_in,
-                    frames_out=s.frames_out,
-                )
-                for s in self._fake.streams()
-            ]
-        )
+        return pb.ListStreamsReply(streams=[stream_info(s) for s in self._fake.streams()])
 
     @guard_unary
     async def KillStreams(self, request: pb.KillStreamsRequest, context: Context) -> pb.CountReply:
@@ -407,29 +347,14 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
     @guard_unary
     async def Seed(self, request: pb.SeedRequest, context: Context) -> pb.SeedReply:
         self._authorize(context)
-        try:
-            document = json.loads(request.json)
-        except ValueError as exc:
-            raise InvalidArgument(f"json is not valid JSON: {exc}", "json") from None
-        services = document.get("services") if isinstance(document, dict) else document
-        if not isinstance(services, list):
-            raise InvalidArgument("json must be a list of services or {services: [...]}", "json")
+        services = seed_services(request.json)
         instances = self._fake.seed(services, mark_initial=request.mark_initial)
         return pb.SeedReply(services=len(services), instances=instances)
 
     @guard_unary
     async def TakeErrors(self, request: pb.Empty, context: Context) -> pb.TakeErrorsReply:
         self._authorize(context)
-        return pb.TakeErrorsReply(
-            errors=[
-                pb.FakeError(
-                    type=type(error).__name__,
-                    message=str(error),
-                    traceback="".join(traceback.format_exception(error)),
-                )
-                for error in self._fake.errors.take()
-            ]
-        )
+        return pb.TakeErrorsReply(errors=[fake_error(e) for e in self._fake.errors.take()])
 
     @guard_unary
     async def Reset(self, request: pb.Empty, context: Context) -> pb.Empty:
