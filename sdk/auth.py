@@ -259,7 +259,13 @@ class Auth(TokenKeeper):
                     self._waiters -= 1
             flow = self._state.refresh_flow(now)
             step = next(flow)
-        return self._lead(flow, step, deadline)
+        try:
+            return self._lead(flow, step, deadline)
+        except DeadlineExceeded:
+            usable = self._state.usable(self._clock.time())
+            if usable is None:
+                raise
+            return usable.access_token, usable.generation  # a slow renewal: the old one works
 
     def on_unauthenticated(self, generation: int) -> None:
         """A call carrying the token of ``generation`` got UNAUTHENTICATED (G7)."""

@@ -24,6 +24,7 @@ extras (``initial_metadata()``, ``code()`` before completion) are not offered.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -36,17 +37,33 @@ from sdk._grpc.failover import FailoverOrder
 from sdk._grpc.interceptors import with_token
 from sdk.aio._pending_call import PendingCall
 from sdk.config import Config
+from sdk.errors import ClientClosed
 
 __all__ = [
     "AioFailoverChannel",
     "AioTransport",
     "AsyncTokenSource",
     "TokenChannel",
+    "closed_under",
     "open_channel",
     "open_transport",
 ]
 
 _UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+
+
+def closed_under(method: str | None) -> ClientClosed | None:
+    """The error for a call that ended with a ``CancelledError`` this task did not ask for.
+
+    Closing a ``grpc.aio`` channel cancels the calls on it, and their awaits raise
+    ``CancelledError`` in tasks nobody cancelled. The SDK's own methods raise
+    :class:`~sdk.errors.ClientClosed` then (as the sync SDK raises a status error); a
+    ``CancelledError`` of the task itself (``Task.cancelling()``) is never converted.
+    """
+    task = asyncio.current_task()
+    if task is None or task.cancelling():
+        return None
+    return ClientClosed("the client was closed during the call", method=method)
 
 
 class AsyncTokenSource(Protocol):
@@ -320,10 +337,12 @@ class TokenChannel(_ChannelBase):
 
             async def open_call() -> Any:
                 start = time.monotonic()
-                token, _generation = await tokens.acquire(timeout)
+                token, generation = await tokens.acquire(timeout)
                 left = None if timeout is None else max(timeout - (time.monotonic() - start), 0.0)
+                pending.token_generation = generation  # which token a rejection drops (G7)
                 return inner(request, timeout=left, metadata=with_token(metadata, token), **options)
 
-            return PendingCall(open_call)
+            pending = PendingCall(open_call)
+            return pending
 
         return call

@@ -47,11 +47,13 @@ async def sleep_until(clock: Clock, deadline: float, wake: asyncio.Event | None 
     return await _sleep_in_thread(clock, deadline, wake)
 
 
-async def _first(moved: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
-    """Return when ``moved`` or ``wake`` is set, or after ``timeout`` real seconds."""
-    waits = [asyncio.ensure_future(moved.wait())]
-    if wake is not None:
-        waits.append(asyncio.ensure_future(wake.wait()))
+async def _first(events: list[asyncio.Event], timeout: float) -> None:
+    """Return when one of ``events`` is set, or after ``timeout`` real seconds.
+
+    ``asyncio.wait`` rather than ``wait_for``: on Python 3.11, ``wait_for`` can swallow a
+    cancellation of the waiting task that lands in the step its inner wait ends.
+    """
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
     try:
         await asyncio.wait(
             waits,
@@ -73,10 +75,7 @@ async def _sleep_real(clock: Clock, deadline: float, wake: asyncio.Event | None)
             continue
         if wake.is_set():
             return False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                wake.wait(), left if math.isfinite(left) else threading.TIMEOUT_MAX
-            )
+        await _first([wake], left)
 
 
 async def _sleep_listening(
@@ -105,7 +104,7 @@ async def _sleep_listening(
             moved.clear()
             # A clock that also ticks in real time (OffsetClock) reaches the deadline
             # without a move: bound each wait by the time left.
-            await _first(moved, wake, left)
+            await _first([moved] if wake is None else [moved, wake], left)
     finally:
         with contextlib.suppress(ValueError):
             remove_listener(listener)

@@ -28,7 +28,7 @@ import grpc
 import grpc.aio
 
 from sdk._grpc.discovery_calls import CLOSED, ChannelBook, Failover, instance_address
-from sdk.aio._channel import open_channel
+from sdk.aio._channel import closed_under, open_channel
 from sdk.aio._pending_call import PendingCall
 from sdk.config import Config
 from sdk.errors import NoHealthyInstances, RegistryError, Unavailable
@@ -63,7 +63,9 @@ class AsyncInstanceChannels(ChannelBook[grpc.aio.Channel]):
             return open_channel(address, credentials, options)
 
         super().__init__(dial)
-        self._closing: set[asyncio.Task[None]] = set()
+        # A vanished instance's channel is closed after the calls on it had their time.
+        self._grace = config.default_timeout
+        self._closing: dict[asyncio.Task[None], grpc.aio.Channel] = {}
 
     def get(
         self,
@@ -82,15 +84,23 @@ class AsyncInstanceChannels(ChannelBook[grpc.aio.Channel]):
         self._close_later(self.release(service, instances))
 
     async def close(self) -> None:
-        """Close every channel (awaited); later ``get`` calls raise ``ValueError``."""
-        closing = [channel.close() for channel in self.close_all()]
-        await asyncio.gather(*closing, *self._closing)
+        """Close every channel now (awaited); later ``get`` calls raise ``ValueError``."""
+        channels = list(self.close_all())
+        for task, channel in list(self._closing.items()):
+            task.cancel()  # the client is closing: no more grace for vanished instances
+            channels.append(channel)
+        await asyncio.gather(*(channel.close() for channel in channels))
 
     def _close_later(self, channels: Iterable[grpc.aio.Channel]) -> None:
         for channel in channels:
-            task = asyncio.get_running_loop().create_task(channel.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            # With a grace period: closing cancels the calls still on the channel, and a
+            # refresh that drops the instance must not cancel a call already sent to it.
+            task = asyncio.get_running_loop().create_task(channel.close(self._grace))
+            self._closing[task] = channel
+            task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._closing.pop(task, None)
 
 
 class AsyncDiscoveryChannel(grpc.aio.Channel):
@@ -178,6 +188,11 @@ class AsyncDiscoveryChannel(grpc.aio.Channel):
                 if failover.retry_after(pick, exc):
                     continue
                 raise
+            except asyncio.CancelledError:
+                closed = closed_under(None)  # the client closed the instance channels
+                if closed is None:
+                    raise  # this task's own cancellation: neither failed over nor reported
+                raise closed from None
             pick.succeeded()
             return result
         raise failover.exhausted()

@@ -22,20 +22,26 @@ class PendingCall:
     Offers what ``grpc.aio`` streaming calls offer: async iteration and ``read()`` (server
     streams), ``write()`` / ``done_writing()`` (client streams), ``await`` (stream-unary),
     ``cancel()``, and the status accessors. A token failure is raised from the first use.
+    Cancelling a task while it waits for the call to open cancels the call, as cancelling
+    a task that reads a ``grpc.aio`` call does.
     """
 
     def __init__(self, open_call: Callable[[], Awaitable[Any]]) -> None:
         self._open_call = open_call
         self._opening: asyncio.Future[Any] | None = None
         self._cancelled = False
+        #: The generation of the token the call opened with, once known (``None`` before,
+        #: and for calls that carry no registry token).
+        self.token_generation: int | None = None
 
     async def _call(self) -> Any:
         if self._cancelled:
             raise asyncio.CancelledError("the call was cancelled before it opened")
         if self._opening is None:
             self._opening = asyncio.ensure_future(self._open_call())
-        # A caller cancelled while the token is fetched must not abandon the call for others.
-        return await asyncio.shield(self._opening)
+        # Not shielded: as with a grpc.aio call, a user cancelled while the call opens
+        # cancels the call, so no stream is opened that nobody reads or cancels.
+        return await self._opening
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()

@@ -7,8 +7,11 @@ included, awaits that one task through ``asyncio.shield`` within its own timeout
 caller that is cancelled or times out never cancels the refresh the others wait for, and
 each receives the refresh's real error as its own exception object.
 
-The refresh RPCs get the config's ``default_timeout``: the task belongs to no caller.
-Use an ``AsyncAuth`` from the event loop of its client only.
+The refresh RPCs get the config's ``default_timeout``, or the timeout of the call that
+started the refresh if that is longer: the task belongs to no caller. The task that starts
+a renewal while the old token is still valid goes on with the old token at once. A refresh
+that ends without a verdict (its own deadline) holds nothing: a waiter with time left starts
+the next one. Use an ``AsyncAuth`` from the event loop of its client only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sdk._core.token import (
     TokenAction,
 )
 from sdk._grpc.auth_calls import AUTHENTICATE, RENEW, TokenReply
+from sdk.aio._channel import closed_under
 from sdk.auth import TokenKeeper
 from sdk.clock import Clock
 from sdk.config import Config
@@ -62,6 +66,11 @@ class AsyncAuthCalls:
             raise from_rpc_error(exc, AUTHENTICATE) from None
         except grpc.aio.UsageError as exc:
             raise client_closed(exc, AUTHENTICATE) or exc from None
+        except asyncio.CancelledError:
+            error = closed_under(AUTHENTICATE)
+            if error is None:
+                raise
+            raise error from None
         return TokenReply(reply.access_token, int(reply.expires_at))
 
     async def renew(self, access_token: str, timeout: float) -> TokenReply:
@@ -74,6 +83,11 @@ class AsyncAuthCalls:
             raise from_rpc_error(exc, RENEW) from None
         except grpc.aio.UsageError as exc:
             raise client_closed(exc, RENEW) or exc from None
+        except asyncio.CancelledError:
+            error = closed_under(RENEW)
+            if error is None:
+                raise
+            raise error from None
         return TokenReply(reply.access_token, int(reply.expires_at))
 
     def __repr__(self) -> str:
@@ -132,14 +146,14 @@ class AsyncAuth(TokenKeeper):
         while True:
             now = self._clock.time()
             action = self._state.decide(now)
-            if action is TokenAction.USE:
+            if action is TokenAction.REFRESH:
+                self._flight = self._start(now, max(limit, self._default_timeout))
+            elif action is TokenAction.USE:
                 usable = self._state.usable(now)
                 assert usable is not None
                 return usable.access_token, usable.generation
             if action is TokenAction.FAIL:
                 raise self._failure()
-            if action is TokenAction.REFRESH:
-                self._flight = self._start(now)
             flight = self._flight
             left = deadline - time.monotonic()
             if left <= 0:
@@ -152,17 +166,21 @@ class AsyncAuth(TokenKeeper):
                 continue
             self._waiters += 1
             try:
-                return await asyncio.wait_for(asyncio.shield(flight), left)
-            except TimeoutError:
-                if flight.done():  # finished just as we gave up: decide again
-                    continue
-                raise DeadlineExceeded(
-                    f"no token within {limit:g} s (a refresh is in flight)"
-                ) from None
-            except RegistryError:
-                raise self._failure() from None  # our own object, not the shared one
+                # asyncio.wait, not wait_for: it never cancels the shared flight, and on
+                # Python 3.11 wait_for can swallow a cancellation that lands as it ends.
+                await asyncio.wait({flight}, timeout=left)
             finally:
                 self._waiters -= 1
+            if not flight.done():
+                usable = self._state.usable(self._clock.time())
+                if usable is not None:  # a slow renewal: the old token still works
+                    return usable.access_token, usable.generation
+                raise DeadlineExceeded(f"no token within {limit:g} s (a refresh is in flight)")
+            if flight.cancelled() or isinstance(flight.exception(), _NoVerdict):
+                continue  # nothing was learnt: decide again within what is left of ours
+            if flight.exception() is not None:
+                raise self._failure() from None  # our own object, not the shared one
+            return flight.result()
 
     def on_unauthenticated(self, generation: int) -> None:
         """A call carrying the token of ``generation`` got UNAUTHENTICATED (G7)."""
@@ -176,34 +194,35 @@ class AsyncAuth(TokenKeeper):
         if flow is not None:
             flow.close()  # a no-op for a flow that finished
 
-    def _start(self, now: float) -> asyncio.Task[tuple[str, int]]:
+    def _start(self, now: float, timeout: float) -> asyncio.Task[tuple[str, int]]:
         flow = self._state.refresh_flow(now)
         step = next(flow)
         self._flight_flow = flow
         task = asyncio.get_running_loop().create_task(
-            self._refresh(flow, step), name="sdk-token-refresh"
+            self._refresh(flow, step, timeout), name="sdk-token-refresh"
         )
         # Every outcome is read by a waiter, or here when all of them gave up.
         task.add_done_callback(_consume)
         return task
 
-    async def _refresh(self, flow: _Flow, step: RenewCall | AuthenticateCall) -> tuple[str, int]:
+    async def _refresh(
+        self, flow: _Flow, step: RenewCall | AuthenticateCall, timeout: float
+    ) -> tuple[str, int]:
         renew_error: RegistryError | None = None
         try:
             while True:
                 reply: TokenReply | None = None
                 error: RegistryError | None = None
-                deadline = time.monotonic() + self._default_timeout
+                deadline = time.monotonic() + timeout
                 try:
                     if isinstance(step, AuthenticateCall):
-                        reply = await self._calls.authenticate(
-                            self._key, self._secret, self._default_timeout
-                        )
+                        reply = await self._calls.authenticate(self._key, self._secret, timeout)
                     else:
-                        reply = await self._calls.renew(step.access_token, self._default_timeout)
+                        reply = await self._calls.renew(step.access_token, timeout)
                 except RegistryError as exc:
                     if self._out_of_time(exc, deadline):
-                        raise  # no verdict: abandoned below, the next caller starts afresh
+                        # No verdict: abandoned below; a waiter with time left starts afresh.
+                        raise _NoVerdict from exc
                     error = exc
                 try:
                     step = flow.send(self._outcome(reply, error))
@@ -212,6 +231,10 @@ class AsyncAuth(TokenKeeper):
                 renew_error = error  # Renew failed: Authenticate is next
         finally:
             flow.close()  # abandons a refresh left without an outcome (no-op after one)
+
+
+class _NoVerdict(Exception):
+    """A refresh ran out of its own time: the server said nothing, so nothing is held."""
 
 
 def _consume(task: asyncio.Task[tuple[str, int]]) -> None:

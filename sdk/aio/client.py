@@ -73,6 +73,7 @@ class AsyncClient:
         )
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
+        self._closing: asyncio.Task[None] | None = None
         self._registry = AsyncRegistryClient(self._channel, config, self)
         self._discovery = AsyncDiscovery(self._registry, config, self._clock)
         self._on_close.append(self._discovery.close)
@@ -115,12 +116,19 @@ class AsyncClient:
     async def close(self) -> None:
         """Await the shells' close hooks (newest first), then close every channel.
 
-        Idempotent; a failing hook is logged and does not stop the others. A caller
-        cancelled meanwhile still gets the channels closed.
+        Idempotent: a second call awaits the same close. The close runs as a task of its
+        own, so a caller that is cancelled (or times out) does not cut it short: the
+        remaining hooks still run and the channels still close. A failing hook is logged
+        and does not stop the others.
         """
-        if self._closed:
-            return
-        self._closed = True
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.get_running_loop().create_task(
+                self._close(), name="sdk-client-close"
+            )
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         hooks, self._on_close = self._on_close[::-1], []
         try:
             for hook in hooks:

@@ -55,6 +55,7 @@ from sdk._registration_calls import (
     code_name,
     register_request,
 )
+from sdk.aio._channel import closed_under
 from sdk.aio._clock import sleep_until
 from sdk.aio.client import AsyncClient
 from sdk.errors import RegistryError
@@ -264,6 +265,11 @@ class AsyncRegistration(RegistrationBase[AsyncClient]):
             reply: Reply = await getattr(self._stub, call.name)(call.request, timeout=call.timeout)
         except _CALL_ERRORS as exc:
             return as_registry_error(exc, call)
+        except asyncio.CancelledError:
+            closed = closed_under(call.method)
+            if closed is None:
+                raise  # this task's own cancellation
+            return closed
         return reply
 
     # --- the stream -----------------------------------------------------------------------
@@ -309,10 +315,11 @@ class AsyncRegistration(RegistrationBase[AsyncClient]):
                 self._push(self._ended_input(stream.id))
 
     def _generation(self, stream: _Stream) -> int:
-        """The token generation ``stream`` carried (the current one if fetched lazily)."""
+        """The token generation ``stream`` carried (known once a lazily fetched one came)."""
         if stream.generation is not None:
             return stream.generation
-        return self._client.auth.generation
+        lazy = getattr(stream.call, "token_generation", None)
+        return lazy if isinstance(lazy, int) else self._client.auth.generation
 
 
 def _failure_code(exc: BaseException) -> str:

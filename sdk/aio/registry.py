@@ -7,6 +7,7 @@ the G12/G14/G16/G17 rules) and only sends it here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ import grpc.aio
 
 from protos.registry.v1 import registry_pb2_grpc
 from sdk._registry_plans import Plan, RegistryRequests, check_timeout
+from sdk.aio._channel import closed_under
 from sdk.config import Config
 from sdk.errors import client_closed, from_rpc_error
 from sdk.models import Endpoint, ServiceView
@@ -51,6 +53,11 @@ class AsyncRegistryClient(RegistryRequests):
             raise from_rpc_error(exc, plan.method) from exc
         except grpc.aio.UsageError as exc:
             raise client_closed(exc, plan.method) or exc from None
+        except asyncio.CancelledError:
+            error = closed_under(plan.method)
+            if error is None:
+                raise
+            raise error from None
         return plan.parse(reply)
 
     async def list_services(

@@ -194,3 +194,17 @@ def test_reprs_hide_secrets(client: Client) -> None:
     for text in (repr(client), repr(client.auth), repr(client.config), str(client.auth)):
         assert token not in text
         assert CLIENT_SECRET not in text
+
+
+def test_a_slow_renewal_does_not_fail_a_call_while_the_old_token_works(
+    fake: FakeRegistry, clock: ManualClock, client: Client
+) -> None:
+    fake.set_token_ttl(10)
+    old = client.auth.token()
+    clock.advance(6)  # renewal due; the token is valid for 4 more seconds
+    fake.add_fault(RENEW, delay=0.5, real_time=True, times=1)
+    assert client.auth.token(timeout=0.05) == old  # not DeadlineExceeded
+    # Sync: that call gave up its renewal, the next one renews; async: the shared renewal
+    # task goes on in the background and lands.
+    assert eventually(lambda: client.auth.token(timeout=5) != old)
+    assert client.auth.generation == 2

@@ -120,7 +120,55 @@ async def test_a_refresh_cancelled_before_it_ran_does_not_wedge_the_token(
     flight = client.auth._flight
     assert flight is not None
     flight.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await starter  # the shared task was cancelled under it
-    assert await client.auth.token(timeout=5)  # a new flight, not a wait forever
+    # The starter was not cancelled itself: it starts a new refresh instead of waiting
+    # forever for the abandoned one, or raising a CancelledError that is not its own.
+    assert await asyncio.wait_for(starter, 5)
+    assert client.auth._flight is not flight
+    assert fake.authentications == 1  # the cancelled refresh never reached the server
+
+
+async def test_a_refresh_that_runs_out_of_time_is_retried_within_the_callers_deadline(
+    fake: FakeRegistry, clock: ManualClock
+) -> None:
+    config = Config(fake.address, CLIENT_KEY, CLIENT_SECRET, default_timeout=0.3)
+    fake.add_fault(AUTHENTICATE, drop=True, times=1)  # the first answer never comes
+    async with AsyncClient(config, clock=clock) as client:
+        hasty = asyncio.ensure_future(client.auth.token(timeout=0.3))  # starts the refresh
+        await _authenticating(fake)
+        patient = asyncio.ensure_future(client.auth.token(timeout=5))
+        with pytest.raises(DeadlineExceeded):
+            await hasty
+        assert await patient  # the refresh ended without a verdict: it started another
+    assert len(fake.calls(AUTHENTICATE)) == 2
     assert fake.authentications == 1
+
+
+async def test_a_slow_renewal_does_not_fail_a_call_while_the_old_token_works(
+    fake: FakeRegistry, clock: ManualClock, client: AsyncClient
+) -> None:
+    fake.set_token_ttl(10)
+    old = await client.auth.token()
+    clock.advance(6)  # renewal due; the token is valid for 4 more seconds
+    fake.add_fault(RENEW, delay=0.5, real_time=True, times=1)
+    assert await client.auth.token(timeout=0.05) == old  # not DeadlineExceeded
+    assert await settled(lambda: client.auth.generation == 2)  # the renewal lands later
+    assert await client.auth.token() != old
+    assert (fake.authentications, fake.renewals) == (1, 1)
+
+
+async def test_a_cancelled_waiter_is_cancelled_even_as_the_refresh_lands(
+    fake: FakeRegistry, client: AsyncClient
+) -> None:
+    # Python 3.11's wait_for could return the result instead of raising when both happen
+    # in one loop step; the waiter must see its own cancellation.
+    fake.add_fault(AUTHENTICATE, delay=0.2, real_time=True, times=1)
+    starter = asyncio.ensure_future(client.auth.token())
+    await _authenticating(fake)
+    flight = client.auth._flight
+    assert flight is not None
+    waiter = asyncio.ensure_future(client.auth.token())
+    assert await settled(lambda: client.auth.waiters >= 2)
+    flight.add_done_callback(lambda _: waiter.cancel())  # cancelled in the step it lands
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert await starter

@@ -91,25 +91,47 @@ async def test_close_hooks_run_newest_first_once_before_the_channels_close(
     assert order == ["failing", "deregister"]
 
 
-async def test_cancelled_close_still_closes_the_channels(
+async def test_a_cancelled_close_still_runs_every_hook_and_closes_the_channels(
     fake: FakeRegistry, clock: ManualClock
 ) -> None:
     client = AsyncClient(_config(fake), clock=clock)
-    entered = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
+    ran: list[str] = []
+
+    async def last_hook() -> None:  # added first: runs last
+        ran.append("last")
 
     async def slow_hook() -> None:
         entered.set()
-        await asyncio.Event().wait()  # never set: only cancellation ends it
+        await release.wait()
+        ran.append("slow")
 
+    client._on_close.append(last_hook)
     client._on_close.append(slow_hook)
     closing = asyncio.ensure_future(client.close())
     await entered.wait()
-    closing.cancel()
+    closing.cancel()  # the caller gives up (a timeout, a shutdown) ...
     with pytest.raises(asyncio.CancelledError):
         await closing
     assert client.closed
+    release.set()
+    await client.close()  # ... the close went on: a second call awaits the same one
+    assert ran == ["slow", "last"]
     with pytest.raises(ClientClosed):
         await _list(client.channel)
+
+
+async def test_calls_in_flight_when_the_client_closes_raise_client_closed(
+    fake: FakeRegistry, client: AsyncClient
+) -> None:
+    await client.auth.token()
+    fake.add_fault("ListServices", drop=True)
+    call = asyncio.ensure_future(client.registry.list_services(timeout=30))
+    await asyncio.to_thread(fake.wait_for, lambda c: c.method.endswith("ListServices"), timeout=5)
+    await client.close()
+    with pytest.raises(ClientClosed):  # not a CancelledError: the caller was not cancelled
+        await call
+    assert not call.cancelled()
 
 
 async def test_disabled_auth_sends_no_token(fake: FakeRegistry, clock: ManualClock) -> None:
