@@ -27,6 +27,7 @@ import logging
 import math
 import random
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
@@ -66,7 +67,7 @@ _DONE = frozenset({LeaseState.STOPPED, LeaseState.FAILED})
 C = TypeVar("C", bound=ClientLike)
 
 
-class RegistrationBase(Generic[C]):
+class RegistrationBase(ABC, Generic[C]):
     """The shared half of a registration; the shells add the IO (see the module docs)."""
 
     def __init__(
@@ -164,16 +165,16 @@ class RegistrationBase(Generic[C]):
 
     # --- hooks for the shells -------------------------------------------------------------
 
+    @abstractmethod
     def _open_stream(self, stream_id: int) -> StreamLike | str:
         """Open HeartbeatStream ``stream_id`` and start its reader, without blocking.
 
         Returns the stream, or the status code name it failed to open with.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def _wake(self) -> None:
         """Make the loop's clock wait return early (an input was queued or stop asked)."""
-        raise NotImplementedError
 
     def _changed(self) -> None:
         """Something a ``wait_*`` may wait for changed (``_cond`` is already notified)."""

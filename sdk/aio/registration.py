@@ -170,15 +170,22 @@ class AsyncRegistration(RegistrationBase[AsyncClient]):
             ClientClosed: the client is closed.
         """
         self._check_startable(self._task is not None)
+        # The close hook goes in before the first await: a client.close() that starts while
+        # we register then stops (and deregisters) what we register, instead of missing it.
+        self._client._on_close.append(self._close_hook)
         try:
             await self._drive(self._start_flow())
         except asyncio.CancelledError:
             self._abandon(stop=False)  # the Register in flight: FAILED, nothing runs
             self._shutdown_streams()
+            self._drop_close_hook()
             raise
-        if self._done:  # stopped by another task while registering
+        except BaseException:
+            self._drop_close_hook()
+            raise
+        if self._done:  # stopped by another task (the close hook, say) while registering
+            self._drop_close_hook()
             return self
-        self._client._on_close.append(self._close_hook)
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"sdk-registration-{self._service_id}"
         )
@@ -211,9 +218,12 @@ class AsyncRegistration(RegistrationBase[AsyncClient]):
         if not from_own_task:
             await asyncio.wait({task}, timeout=timeout)
         if task.done():
-            with contextlib.suppress(ValueError):
-                self._client._on_close.remove(self._close_hook)
+            self._drop_close_hook()
         return task.done()
+
+    def _drop_close_hook(self) -> None:
+        with contextlib.suppress(ValueError):
+            self._client._on_close.remove(self._close_hook)
 
     async def _close_hook(self) -> None:
         await self.stop(deregister=self._deregister, timeout=DEREGISTER_TIMEOUT)

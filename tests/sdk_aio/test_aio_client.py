@@ -192,3 +192,19 @@ async def test_a_stream_whose_token_fails_raises_the_typed_error(
             await call.read()
         assert not isinstance(info.value, Cancelled)
         assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_stream_whose_caller_gave_up_waiting_for_its_token_is_never_opened(
+    fake: FakeRegistry, client: AsyncClient
+) -> None:
+    fake.add_fault("AuthenticateClient", delay=0.3, real_time=True, times=1)
+    stub = registry_pb2_grpc.RegistryServiceStub(client.channel)
+    call = stub.HeartbeatStream()  # no token yet: opens on first use
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await call.read()
+    assert await client.auth.token()  # the shared refresh went on and landed
+    for _ in range(3):
+        await asyncio.sleep(0)  # an opening that survived would run now
+    assert fake.calls("HeartbeatStream") == []
+    assert call.done()

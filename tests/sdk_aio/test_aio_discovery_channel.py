@@ -26,7 +26,7 @@ from fake_registry.backends import BackendPool, start_backends
 from protos.fakecontrol.v1 import echo_pb2, echo_pb2_grpc
 from sdk import Config
 from sdk.aio import AsyncClient
-from sdk.aio._channel import PendingCall
+from sdk.aio._pending_call import PendingCall
 from sdk.errors import NoInstances, ServiceNotFound, Unavailable
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
 
@@ -116,6 +116,28 @@ async def test_concurrent_calls_on_a_cold_cache_resolve_once_and_spread(
     assert [r.message for r in replies] == [str(n) for n in range(60)]
     assert Counter(r.instance_key for r in replies) == {"echo-0": 20, "echo-1": 20, "echo-2": 20}
     assert len(fake.calls(LIST)) == 1
+
+
+async def test_a_call_in_flight_to_an_instance_that_vanishes_still_completes(
+    client: AsyncClient, fake: FakeRegistry, clock: ManualClock, pool: BackendPool
+) -> None:
+    stub = _echo(client)
+    pool["echo-0"].hang()
+    call = asyncio.create_task(stub.Echo(_request(), timeout=5))
+    await _until(lambda: pool["echo-0"].received == 1)
+    fake.deregister_instance(pool.service_id, "echo-0")
+    clock.advance(31)  # the cache expires: the next resolve drops echo-0 and its channel
+    view = await client.discovery.resolve("demo", "echo")
+    assert "echo-0" not in [i.instance_key for i in view.instances]
+    pool["echo-0"].recover()  # answers the call it held
+    reply = await call  # not cut off by the channel's close: it had its grace period
+    assert reply.instance_key == "echo-0"
+    assert await _closed_soon(client, pool["echo-0"].address)
+
+
+async def _closed_soon(client: AsyncClient, address: str) -> bool:
+    await _until(lambda: address not in client.discovery._channels.addresses())
+    return True
 
 
 async def test_a_cancelled_call_is_not_failed_over_nor_reported(

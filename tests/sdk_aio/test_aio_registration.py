@@ -831,3 +831,22 @@ async def test_the_async_registration_has_the_sync_surface_with_coroutines() -> 
         (p.name, p.kind, p.default) for p in aio_start.values()
     ]
     assert inspect.iscoroutinefunction(start_registration)
+
+
+async def test_register_self_racing_client_close_is_stopped_and_deregistered(
+    fake: FakeRegistry, clock: ManualClock
+) -> None:
+    client = AsyncClient(_config(fake), clock=clock)
+    fake.add_fault("RegisterInstance", delay=0.3, real_time=True, times=1)
+    starting = asyncio.ensure_future(
+        client.registry.register_self("shop", "cart", host=HOST, instance_key="i-1")
+    )
+    await asyncio.to_thread(
+        fake.journal.wait_for, lambda c: c.method.endswith("RegisterInstance"), timeout=5
+    )
+    await client.close()  # while the first Register is still in flight
+    reg = await starting
+    assert reg.state is LeaseState.STOPPED
+    assert reg._task is None  # no heartbeat task was left running on the closed client
+    fake.journal.assert_called("DeregisterInstance", times=1, code="OK")
+    assert online_keys(fake, reg.service_id) == set()
