@@ -15,7 +15,7 @@ raises with its one-line error. Every container gets a fresh random control
 token, passed in the environment, so only this handle drives its control
 service even though the port is published.
 
-Requires the ``testing`` extra (testcontainers) and a Docker engine; the image
+Requires the ``docker`` extra (testcontainers) and a Docker engine; the image
 is ``$FAKE_REGISTRY_IMAGE``, else :data:`DEFAULT_IMAGE`, built with
 ``docker build -t aio-registry-fake .`` (docs/containers.md).
 """
@@ -88,7 +88,7 @@ def unavailable_reason(image: str | None = None, *, local_image: bool = True) ->
         import docker
         import docker.errors
     except ImportError:
-        return "testcontainers is not installed: pip install 'aio-registry-sdk[testing]'"
+        return "testcontainers is not installed: pip install 'aio-registry-sdk[docker]'"
     problem = _socket_problem()
     if problem:
         return problem
