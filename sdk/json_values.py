@@ -7,11 +7,24 @@ Importable from :mod:`sdk.models` too.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["EMPTY", "JsonArray", "JsonObject", "freeze", "parse_object", "reject_constant", "thaw"]
+#: How many distinct JSON texts the parsers remember (each entry: the text and its value).
+PARSED_TEXTS = 4096
+
+__all__ = [
+    "EMPTY",
+    "PARSED_TEXTS",
+    "JsonArray",
+    "JsonObject",
+    "freeze",
+    "parse_object",
+    "reject_constant",
+    "thaw",
+]
 
 
 class JsonArray(tuple[Any, ...]):
@@ -93,8 +106,13 @@ def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # NaN/Infinity: Python accepts them, JSON does not
 
 
+@functools.lru_cache(maxsize=PARSED_TEXTS)
 def parse_object(text: str) -> Mapping[str, Any] | None:
-    """A frozen JSON object, or ``None`` for ``""`` and anything not an object."""
+    """A frozen JSON object, or ``None`` for ``""`` and anything not an object.
+
+    Cached by text: the result is deep-frozen, so every caller can share it, and a refresh
+    that lists the same instances again parses nothing.
+    """
     if not text:
         return None
     try:

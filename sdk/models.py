@@ -21,6 +21,7 @@ IPv6 literals always in brackets.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdk.json_values import (
     EMPTY,
+    PARSED_TEXTS,
     JsonArray,
     JsonObject,
     freeze,
@@ -43,8 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["Endpoint", "Instance", "JsonArray", "JsonObject", "Service", "ServiceView"]
 
 
+@functools.lru_cache(maxsize=PARSED_TEXTS)
 def _parse_endpoints(text: str) -> tuple[Endpoint, ...]:
-    """The endpoint list; ``()`` for ``""``, ``null`` and anything malformed."""
+    """The endpoint list; ``()`` for ``""``, ``null`` and anything malformed (cached by text)."""
     if not text:
         return ()
     try:
