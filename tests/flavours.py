@@ -39,6 +39,7 @@ __all__ = [
     "eventually",
     "settled",
     "start_registration",
+    "unwrapped",
 ]
 
 FLAVOURS = ("sync", "async")
@@ -156,6 +157,15 @@ class Blocking:
     @property
     def unwrapped(self) -> Any:
         return self._target
+
+
+def unwrapped(value: Any) -> Any:
+    """The object itself: a :class:`Blocking` view's target, anything else unchanged.
+
+    For identity checks against the SDK's internals (``reg._close_hook in
+    client._on_close``): a view hands out wrappers, never the bound methods themselves.
+    """
+    return value.unwrapped if isinstance(value, Blocking) else value
 
 
 def awaited(view: Blocking, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:

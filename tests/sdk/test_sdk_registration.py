@@ -1,7 +1,13 @@
 """sdk.registration end to end against the in-process fake, in virtual time (G1-G5, G9).
 
-One ManualClock is shared by the fake and the client. The registration's loop is the only
-thread that waits on the clock, so ``clock.wait_blocked(1)`` means "it is idle now" and
+Every scenario runs on both flavours (``[sync]`` / ``[async]``, ``make_client`` in
+``tests/flavours.py``): the sync ``Registration`` and, through a blocking view, the
+``AsyncRegistration`` of ``sdk.aio`` (its asyncio-only scenarios, cancellation among them,
+are in ``tests/sdk_aio/test_aio_registration.py``).
+
+One ManualClock is shared by the fake and the client. The registration's loop (a thread,
+or a task on the view's loop thread: ``ManualClock.waiting`` counts it) is the only waiter
+on the clock, so ``clock.wait_blocked(1)`` means "it is idle now" and
 ``clock.next_deadline()`` is its next wake-up. Effects are awaited with bounded waits
 (``Registration.wait_*``, journal waits, an ``on_event`` recorder), never sleeps.
 """
@@ -18,15 +24,17 @@ import pytest
 
 from fake_registry import FakeRegistry
 from sdk import Client, Config, NotFound
-from sdk.registration import LeaseEvent, LeaseState, Reason, Registration, start_registration
+from sdk._registration_base import RegistrationBase
+from sdk.registration import LeaseEvent, LeaseState, Reason, Registration
 from sdk.testing import ManualClock
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
+from tests.flavours import MakeClient, eventually, start_registration, unwrapped
 
 HOST = "10.0.0.7"
 
 
 class Recorder:
-    """Collects events from ``on_event`` and waits for them."""
+    """Collects events from ``on_event`` (on the loop's thread) and waits for them."""
 
     def __init__(self) -> None:
         self.events: list[LeaseEvent] = []
@@ -54,10 +62,19 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+def make(make_client: MakeClient, fake: FakeRegistry, clock: ManualClock) -> Client:
+    """A client of the test's flavour for the fake, on the shared clock."""
+    client: Client = make_client(Config(fake.address, CLIENT_KEY, CLIENT_SECRET), clock=clock)
+    return client
+
+
 @pytest.fixture
-def client(fake: FakeRegistry, clock: ManualClock) -> Iterator[Client]:
-    with Client(Config(fake.address, CLIENT_KEY, CLIENT_SECRET), clock=clock) as c:
+def client(fake: FakeRegistry, clock: ManualClock, make_client: MakeClient) -> Iterator[Client]:
+    c = make(make_client, fake, clock)
+    try:
         yield c
+    finally:
+        c.close()  # before the fake stops: the registrations deregister
 
 
 @pytest.fixture
@@ -102,13 +119,15 @@ def test_registers_and_beats_every_third_of_the_ttl_on_one_stream(
     try:
         assert reg.state is LeaseState.BEATING
         assert reg.instance_key == "i-1"
-        assert reg.interval == 1.0
+        assert reg.interval == 1.0  # G3: ttl / 3, no 10 s floor
         start = clock.time()
         for _ in range(5):
             beat(clock, reg)
+            assert online_keys(fake, service_id) == {"i-1"}
         streams = fake.journal.calls("HeartbeatStream")
         assert len(streams) == 1  # G5: one long-lived stream
         beats = [f for f in streams[0].frames if f.direction == "in"]
+        # G3: the first beat after one interval, not a full TTL
         assert [f.virtual_time - start for f in beats] == [1.0, 2.0, 3.0, 4.0, 5.0]
         assert [f.message.instance_key for f in beats] == ["i-1"] * 5
         assert reg.expires_at == int(start) + 5 + 3
@@ -136,6 +155,7 @@ def test_answer_zero_re_registers_with_the_same_key(
     fake.answer_zero("i-1", enabled=False)
     registers = fake.journal.assert_called("RegisterInstance", times=2, code="OK")
     assert [c.request.instance_key for c in registers] == ["i-1", "i-1"]
+    assert registers[1].request.host == HOST  # with the last data
     assert recorder.of(Reason.LEASE_ZERO)
     assert recorder.of(Reason.SAME_KEY)
     beat(clock, reg)
@@ -208,13 +228,14 @@ def test_killed_streams_back_off_with_growing_jittered_delays_and_the_lease_hold
     for attempt in range(5):
         (*_, backing_off) = recorder.wait_for(Reason.STREAM_FAILED, attempt + 1)
         assert backing_off.state is LeaseState.BACKING_OFF
+        assert backing_off.detail == "UNAVAILABLE"
         assert online_keys(fake, service_id) == {"i-1"}  # never lapses
         advance_to_next(clock)
         (*_, reopen) = recorder.wait_for(Reason.REOPEN, attempt + 1)
         delays.append(reopen.at - backing_off.at)
     check = random.Random(7)
     expected = [check.random() * ceiling for ceiling in (1, 2, 4, 8, 16)]
-    assert delays == pytest.approx(expected)  # full jitter under 1, 2, 4, 8, 16 s
+    assert delays == pytest.approx(expected)  # G4: full jitter under 1, 2, 4, 8, 16 s
     assert len(set(delays)) == 5
     fake.journal.wait_for(lambda call: call.name == "HeartbeatStream", 6)  # 1 + 5 reopens
     beat(clock, reg)  # the sixth stream works: back to beating
@@ -235,7 +256,7 @@ def test_wipe_with_ensure_re_creates_the_service_and_re_registers(
     beat(clock, reg)
     fake.wipe()
     beat(clock, reg)  # 0 -> re-register -> NOT_FOUND -> EnsureService -> register
-    assert fake.journal.calls("EnsureService")
+    assert len(fake.journal.calls("EnsureService")) == 2
     assert online_keys(fake, reg.service_id) == {"i-1"}
     beat(clock, reg)
     assert reg.state is LeaseState.BEATING
@@ -297,7 +318,7 @@ def test_stop_during_backoff_returns_at_once_and_deregisters(
     assert reg.state is LeaseState.BACKING_OFF
     started = time.monotonic()
     assert reg.stop()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.0  # G4: no uninterruptible sleep
     assert reg.state is LeaseState.STOPPED
     fake.journal.assert_called(
         "DeregisterInstance", times=1, code="OK", request={"instance_key": "i-1"}
@@ -305,6 +326,7 @@ def test_stop_during_backoff_returns_at_once_and_deregisters(
     assert fake.instances(service_id) == []
     assert reg.stop()  # idempotent: nothing more happens
     fake.journal.assert_called("DeregisterInstance", times=1)
+    assert clock.blocked == 0  # nothing of ours waits on the clock any more
 
 
 def test_stop_without_deregister_leaves_the_lease_to_lapse(
@@ -314,33 +336,36 @@ def test_stop_without_deregister_leaves_the_lease_to_lapse(
     assert reg.stop(deregister=False)
     assert fake.journal.calls("DeregisterInstance") == []
     assert online_keys(fake, service_id) == {"i-1"}
+    assert not reg.wait_registered(timeout=0.01)  # stopped: never beating again
 
 
 def test_client_close_stops_and_deregisters(
-    fake: FakeRegistry, clock: ManualClock, service_id: int
+    fake: FakeRegistry, clock: ManualClock, service_id: int, make_client: MakeClient
 ) -> None:
-    client = Client(Config(fake.address, CLIENT_KEY, CLIENT_SECRET), clock=clock)
+    client = make(make_client, fake, clock)
     reg = start_registration(client, service_id=service_id, host=HOST, instance_key="i-1")
-    client.close()
+    client.close()  # G9
     assert reg.state is LeaseState.STOPPED
     fake.journal.assert_called("DeregisterInstance", times=1, code="OK")
     assert fake.instances(service_id) == []
     assert reg.stop()
+    assert eventually(lambda: fake.streams() == [])  # its stream was closed too
 
 
 def test_stopped_registration_leaves_no_close_hook(client: Client, service_id: int) -> None:
     reg = start_registration(client, service_id=service_id, host=HOST)
     assert reg.instance_key  # the server generated one
-    assert reg._close_hook in client._on_close
+    assert unwrapped(reg)._close_hook in client._on_close
     reg.stop()
-    assert reg._close_hook not in client._on_close
+    assert unwrapped(reg)._close_hook not in client._on_close
 
 
 def test_first_register_failure_raises_and_runs_nothing(fake: FakeRegistry, client: Client) -> None:
     with pytest.raises(NotFound):
         start_registration(client, service_id=999, host=HOST)
     assert fake.journal.calls("HeartbeatStream") == []
-    assert not any(isinstance(getattr(h, "__self__", None), Registration) for h in client._on_close)
+    hooks = client._on_close
+    assert not any(isinstance(getattr(h, "__self__", None), RegistrationBase) for h in hooks)
 
 
 def test_reprs_and_logs_hide_the_token(
@@ -349,6 +374,7 @@ def test_reprs_and_logs_hide_the_token(
     caplog.set_level(logging.DEBUG)
     reg = start_registration(client, service_id=service_id, host=HOST, instance_key="i-1")
     token = client.auth.token()
+    assert repr(reg).startswith(f"{type(unwrapped(reg)).__name__}(")
     assert "i-1" in repr(reg)
     assert "BEATING" in repr(reg)
     assert token not in repr(reg)

@@ -1,9 +1,12 @@
 """sdk.aio.registration end to end against the in-process fake, in virtual time (G1-G5, G9).
 
-The asyncio twin of ``tests/sdk/test_sdk_registration.py`` (same scenarios) plus what only
-asyncio has: cancellation. One ``sdk.testing.ManualClock`` is shared by the fake and the
-client; the registration's task is the only waiter on it, so ``clock.wait_blocked_async(1)``
-means "it is idle now" and ``clock.next_deadline()`` is its next wake-up. Effects are
+The registration scenarios shared with the sync SDK run on both flavours in
+``tests/sdk/test_sdk_registration.py`` and ``test_sdk_register_self.py``; here are the
+ones the sync suite lacks (streams rejected after a lazy token fetch, auth disabled, failed
+deregistration, event order, input validation) and what only asyncio has: cancellation.
+One ``sdk.testing.ManualClock`` is shared by the fake and the client; the registration's
+task is the only waiter on it, so ``clock.wait_blocked_async(1)`` means "it is idle now"
+and ``clock.next_deadline()`` is its next wake-up. Effects are
 awaited with bounded waits (``wait_*``, an ``on_event`` recorder, :func:`eventually`),
 never sleeps; the event loop must stay free, so nothing here blocks on the fake.
 """
@@ -12,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -138,152 +139,9 @@ def held(fake: FakeRegistry, method: str) -> bool:
 # --- the sync suite, on asyncio --------------------------------------------------------------
 
 
-async def test_registers_and_beats_every_third_of_the_ttl_on_one_stream(
-    fake: FakeRegistry, clock: ManualClock, client: AsyncClient, service_id: int
-) -> None:
-    meta = {"zone": "a", "tags": ["x"]}
-    reg = await start_registration(
-        client, service_id=service_id, host=HOST, instance_key="i-1", grpc_port=9000,
-        ttl_seconds=3, meta=meta,
-    )  # fmt: skip
-    try:
-        assert reg.state is LeaseState.BEATING
-        assert reg.instance_key == "i-1"
-        assert reg.interval == 1.0  # G3: ttl / 3, no 10 s floor
-        start = clock.time()
-        for _ in range(5):
-            await beat(clock, reg)
-            assert online_keys(fake, service_id) == {"i-1"}
-        streams = fake.journal.calls("HeartbeatStream")
-        assert len(streams) == 1  # G5: one long-lived stream
-        beats = [f for f in streams[0].frames if f.direction == "in"]
-        # G3: the first beat after one interval, not a full TTL
-        assert [f.virtual_time - start for f in beats] == [1.0, 2.0, 3.0, 4.0, 5.0]
-        assert [f.message.instance_key for f in beats] == ["i-1"] * 5
-        assert reg.expires_at == int(start) + 5 + 3
-        (call,) = fake.journal.assert_called("RegisterInstance", times=1, code="OK")
-        assert call.request.env == "dev"  # G14: env from the config
-        assert call.request.endpoint == f"{HOST}:9000"
-        assert meta == {"zone": "a", "tags": ["x"]}  # the caller's value is untouched
-    finally:
-        assert await reg.stop()
-    assert reg.state is LeaseState.STOPPED
-    assert online_keys(fake, service_id) == set()
-
-
 async def test_default_ttl_beats_every_twenty_seconds(client: AsyncClient, service_id: int) -> None:
     reg = await start_registration(client, service_id=service_id, host=HOST, ttl_seconds=0)
     assert reg.interval == 20.0  # G3: the effective TTL (60) when 0 was sent
-    assert await reg.stop()
-
-
-async def test_answer_zero_re_registers_with_the_same_key(
-    fake: FakeRegistry,
-    clock: ManualClock,
-    client: AsyncClient,
-    service_id: int,
-    recorder: Recorder,
-) -> None:
-    reg = await start_registration(
-        client, service_id=service_id, host=HOST, instance_key="i-1", ttl_seconds=3,
-        on_event=recorder,
-    )  # fmt: skip
-    await beat(clock, reg)
-    fake.answer_zero("i-1")
-    await beat(clock, reg)  # answered 0 (G1): re-registered at once
-    fake.answer_zero("i-1", enabled=False)
-    registers = fake.journal.assert_called("RegisterInstance", times=2, code="OK")
-    assert [c.request.instance_key for c in registers] == ["i-1", "i-1"]
-    assert registers[1].request.host == HOST  # with the last data
-    assert recorder.of(Reason.LEASE_ZERO)
-    assert recorder.of(Reason.SAME_KEY)
-    await beat(clock, reg)
-    assert reg.state is LeaseState.BEATING
-    assert reg.instance_key == "i-1"
-    assert reg.expires_at > 0
-    assert online_keys(fake, service_id) == {"i-1"}
-    assert await reg.stop()
-
-
-async def test_instance_deleted_on_the_server_is_re_registered_within_one_interval(
-    fake: FakeRegistry, clock: ManualClock, client: AsyncClient, service_id: int
-) -> None:
-    reg = await start_registration(
-        client, service_id=service_id, host=HOST, instance_key="i-1", ttl_seconds=6
-    )
-    await beat(clock, reg)
-    fake.delete_instance(service_id, "i-1")
-    assert online_keys(fake, service_id) == set()
-    before = clock.monotonic()
-    await beat(clock, reg)
-    assert clock.monotonic() - before <= reg.interval
-    assert online_keys(fake, service_id) == {"i-1"}
-    fake.journal.assert_called("RegisterInstance", times=2, code="OK")
-    assert await reg.stop()
-
-
-async def test_re_register_quirk_falls_back_to_a_fresh_key_with_a_warning(
-    fake: FakeRegistry,
-    clock: ManualClock,
-    client: AsyncClient,
-    service_id: int,
-    recorder: Recorder,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    fake.set_reregister_quirk(True)
-    first = await start_registration(
-        client, service_id=service_id, host=HOST, instance_key="fixed", ttl_seconds=3
-    )
-    assert await first.stop()  # deregisters: the row is soft-deleted
-    caplog.set_level(logging.INFO, logger="sdk.registration")
-    reg = await start_registration(
-        client, service_id=service_id, host=HOST, instance_key="fixed", ttl_seconds=3,
-        on_event=recorder,
-    )  # fmt: skip
-    await beat(clock, reg)  # 0: re-register the same key (the hidden row again)
-    await beat(clock, reg)  # 0 again after a fresh re-register: the quirk -> a new key
-    (new_key,) = await recorder.wait_for(Reason.NEW_KEY)
-    assert new_key.detail == "fixed"
-    assert reg.instance_key not in ("", "fixed")
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("new_key" in r.getMessage() for r in warnings)
-    await beat(clock, reg)
-    assert reg.state is LeaseState.BEATING
-    assert reg.instance_key in online_keys(fake, service_id)
-    assert await reg.stop()
-
-
-async def test_killed_streams_back_off_with_growing_jittered_delays_and_the_lease_holds(
-    fake: FakeRegistry,
-    clock: ManualClock,
-    client: AsyncClient,
-    service_id: int,
-    recorder: Recorder,
-) -> None:
-    reg = await start_registration(
-        client, service_id=service_id, host=HOST, instance_key="i-1", ttl_seconds=300,
-        on_event=recorder, rng=random.Random(7),
-    )  # fmt: skip
-    await beat(clock, reg)  # the stream has carried the key: kill_streams can find it
-    fake.reject_streams("UNAVAILABLE", times=4)  # the next four reopens fail too
-    assert fake.kill_streams("i-1") == 1
-    delays = []
-    for attempt in range(5):
-        (*_, backing_off) = await recorder.wait_for(Reason.STREAM_FAILED, attempt + 1)
-        assert backing_off.state is LeaseState.BACKING_OFF
-        assert backing_off.detail == "UNAVAILABLE"
-        assert online_keys(fake, service_id) == {"i-1"}  # never lapses
-        await advance_to_next(clock)
-        (*_, reopen) = await recorder.wait_for(Reason.REOPEN, attempt + 1)
-        delays.append(reopen.at - backing_off.at)
-    check = random.Random(7)
-    expected = [check.random() * ceiling for ceiling in (1, 2, 4, 8, 16)]
-    assert delays == pytest.approx(expected)  # G4: full jitter under 1, 2, 4, 8, 16 s
-    assert len(set(delays)) == 5
-    await eventually(lambda: len(fake.journal.calls("HeartbeatStream")) == 6)  # 1 + 5 reopens
-    await beat(clock, reg)  # the sixth stream works: back to beating
-    assert await reg.wait_state(LeaseState.BEATING)
-    assert online_keys(fake, service_id) == {"i-1"}
     assert await reg.stop()
 
 
@@ -388,99 +246,6 @@ async def test_registers_and_beats_with_auth_disabled(
     assert "authorization" not in dict(fake.journal.calls("HeartbeatStream")[0].metadata)
 
 
-async def test_wipe_with_ensure_re_creates_the_service_and_re_registers(
-    fake: FakeRegistry, clock: ManualClock, client: AsyncClient, recorder: Recorder
-) -> None:
-    reg = await start_registration(
-        client, service_id=0, host=HOST, instance_key="i-1", ttl_seconds=3,
-        ensure=("shop", "cart"), on_event=recorder,
-    )  # fmt: skip
-    first_id = reg.service_id
-    assert first_id > 0
-    await beat(clock, reg)
-    fake.wipe()
-    await beat(clock, reg)  # 0 -> re-register -> NOT_FOUND -> EnsureService -> register
-    assert len(fake.journal.calls("EnsureService")) == 2
-    assert online_keys(fake, reg.service_id) == {"i-1"}
-    await beat(clock, reg)
-    assert reg.state is LeaseState.BEATING
-    assert await reg.stop()
-
-
-async def test_registry_restart_without_state_recovers_with_ensure(
-    fake: FakeRegistry, clock: ManualClock, client: AsyncClient
-) -> None:
-    reg = await start_registration(
-        client, service_id=0, host=HOST, instance_key="i-1", ttl_seconds=3,
-        ensure=("shop", "cart"),
-    )  # fmt: skip
-    await beat(clock, reg)
-    fake.restart(keep_state=False)
-    # The stream dies with the server, reopens after a backoff (a channel still reconnecting
-    # may fail it again), then a beat answers 0 and the service is ensured again.
-    deadline = time.monotonic() + 20
-    while reg.instance_key not in online_keys(fake, reg.service_id) or fake.services() == []:
-        assert time.monotonic() < deadline, reg.events
-        await advance_to_next(clock)
-        await reg.wait_answers(reg.answers + 1, timeout=0.5)
-    assert await reg.wait_registered()
-    assert await reg.stop()
-
-
-async def test_wipe_without_ensure_keeps_retrying_with_not_found(
-    fake: FakeRegistry,
-    clock: ManualClock,
-    client: AsyncClient,
-    service_id: int,
-    recorder: Recorder,
-) -> None:
-    reg = await start_registration(
-        client, service_id=service_id, host=HOST, instance_key="i-1", ttl_seconds=3,
-        on_event=recorder,
-    )  # fmt: skip
-    await beat(clock, reg)
-    fake.wipe()
-    await beat(clock, reg)
-    (failed,) = await recorder.wait_for(Reason.REGISTER_FAILED)
-    assert failed.detail == "NOT_FOUND"
-    assert reg.state is LeaseState.RE_REGISTERING
-    assert isinstance(reg.last_error, NotFound)
-    await advance_to_next(clock)  # a backoff later it tries again, and fails again
-    await recorder.wait_for(Reason.REGISTER_FAILED, 2)
-    assert await reg.stop()
-    assert reg.state is LeaseState.STOPPED
-
-
-async def test_stop_during_backoff_returns_at_once_and_deregisters(
-    fake: FakeRegistry,
-    clock: ManualClock,
-    client: AsyncClient,
-    service_id: int,
-    recorder: Recorder,
-) -> None:
-    reg = await start_registration(
-        client, service_id=service_id, host=HOST, instance_key="i-1", ttl_seconds=300,
-        on_event=recorder,
-    )  # fmt: skip
-    await beat(clock, reg)
-    fake.reject_streams("UNAVAILABLE")
-    assert fake.kill_streams("i-1") == 1
-    await recorder.wait_for(Reason.STREAM_FAILED)
-    assert await clock.wait_blocked_async(1)
-    assert reg.state is LeaseState.BACKING_OFF
-    started = time.monotonic()
-    assert await reg.stop()
-    assert time.monotonic() - started < 1.0  # G4: no uninterruptible sleep
-    assert reg.state is LeaseState.STOPPED
-    fake.journal.assert_called(
-        "DeregisterInstance", times=1, code="OK", request={"instance_key": "i-1"}
-    )
-    assert fake.instances(service_id) == []
-    assert await reg.stop()  # idempotent: nothing more happens
-    fake.journal.assert_called("DeregisterInstance", times=1)
-    assert clock.blocked == 0  # nothing of ours waits on the clock any more
-
-
 async def test_failed_deregister_still_stops_with_a_warning_event(
     fake: FakeRegistry, client: AsyncClient, service_id: int, recorder: Recorder
 ) -> None:
@@ -508,39 +273,6 @@ async def test_start_twice_or_on_a_closed_client_is_refused(
         await AsyncRegistration(client, request).start()
 
 
-async def test_stop_without_deregister_leaves_the_lease_to_lapse(
-    fake: FakeRegistry, client: AsyncClient, service_id: int
-) -> None:
-    reg = await start_registration(client, service_id=service_id, host=HOST, instance_key="i-1")
-    assert await reg.stop(deregister=False)
-    assert fake.journal.calls("DeregisterInstance") == []
-    assert online_keys(fake, service_id) == {"i-1"}
-    assert not await reg.wait_registered(timeout=0.01)  # stopped: never beating again
-
-
-async def test_client_close_stops_and_deregisters(
-    fake: FakeRegistry, clock: ManualClock, service_id: int
-) -> None:
-    client = AsyncClient(_config(fake), clock=clock)
-    reg = await start_registration(client, service_id=service_id, host=HOST, instance_key="i-1")
-    await client.close()  # G9
-    assert reg.state is LeaseState.STOPPED
-    fake.journal.assert_called("DeregisterInstance", times=1, code="OK")
-    assert fake.instances(service_id) == []
-    assert await reg.stop()
-    await eventually(lambda: fake.streams() == [])
-
-
-async def test_stopped_registration_leaves_no_close_hook(
-    client: AsyncClient, service_id: int
-) -> None:
-    reg = await start_registration(client, service_id=service_id, host=HOST)
-    assert reg.instance_key  # the server generated one
-    assert reg._close_hook in client._on_close
-    assert await reg.stop()
-    assert reg._close_hook not in client._on_close
-
-
 async def test_first_register_failure_raises_and_runs_nothing(
     fake: FakeRegistry, client: AsyncClient
 ) -> None:
@@ -564,35 +296,6 @@ async def test_bad_input_is_refused_naming_the_field_before_any_call(
     with pytest.raises(InvalidArgument, match="meta"):
         await start_registration(client, service_id=service_id, host=HOST, meta={"x": object()})
     assert fake.journal.calls("RegisterInstance") == []
-
-
-async def test_reprs_and_logs_hide_the_token(
-    client: AsyncClient, service_id: int, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    reg = await start_registration(client, service_id=service_id, host=HOST, instance_key="i-1")
-    token = await client.auth.token()
-    assert repr(reg).startswith("AsyncRegistration(")
-    assert "i-1" in repr(reg)
-    assert "BEATING" in repr(reg)
-    assert token not in repr(reg)
-    assert await reg.stop()
-    assert all(token not in r.getMessage() for r in caplog.records)
-    assert all(token not in repr(e) for e in reg.events)
-
-
-async def test_on_event_errors_are_logged_and_ignored(
-    client: AsyncClient, service_id: int, caplog: pytest.LogCaptureFixture
-) -> None:
-    def broken(event: LeaseEvent) -> None:
-        raise RuntimeError("callback bug")
-
-    reg = await start_registration(client, service_id=service_id, host=HOST, on_event=broken)
-    assert reg.state is LeaseState.BEATING
-    assert await reg.stop()
-    assert reg.state is LeaseState.STOPPED
-    assert "on_event callback failed" in caplog.text
-    assert [e.state for e in reg.events][-1] is LeaseState.STOPPED
 
 
 async def test_events_record_every_transition_in_order(
@@ -764,47 +467,6 @@ async def test_a_channel_closed_under_it_backs_off_and_stops_without_crashing(
 
 
 # --- register_self and the public surface ----------------------------------------------------
-
-
-async def test_register_self_ensures_registers_and_beats(
-    fake: FakeRegistry, clock: ManualClock
-) -> None:
-    async with AsyncClient(_config(fake, env="prod"), clock=clock) as client:
-        registration = await client.registry.register_self(
-            "shop", "cart", host="10.0.0.5", grpc_port=9000, ttl_seconds=3, meta={"v": "1"}
-        )
-        (service,) = fake.services()
-        assert (service.project, service.name) == ("shop", "cart")
-        (instance,) = fake.instances(service.id)
-        assert (instance.env, instance.host, instance.grpc_port) == ("prod", "10.0.0.5", 9000)
-        assert await registration.wait_state(LeaseState.BEATING, timeout=5)
-        assert await clock.wait_blocked_async(1, timeout=5)
-        clock.advance(1)
-        assert await registration.wait_answers(1, timeout=5)
-        assert await registration.stop(timeout=5)
-        assert fake.instances(service.id) == []  # deregistered
-
-
-async def test_register_self_keeps_an_existing_service(
-    fake: FakeRegistry, client: AsyncClient
-) -> None:
-    existing = fake.ensure_service("shop", "cart", owner="team-a")
-    registration = await client.registry.register_self("shop", "cart", host="h", owner="ignored")
-    assert registration.service_id == existing.id
-    assert [s.owner for s in fake.services()] == ["team-a"]
-    assert await registration.stop(timeout=5)
-
-
-async def test_register_self_rejects_bad_input_naming_the_field(
-    fake: FakeRegistry, client: AsyncClient
-) -> None:
-    with pytest.raises(InvalidArgument, match=r"endpoints\[0\]\.host"):
-        await client.registry.register_self(
-            "shop", "cart", host="h", endpoints=[{"network": "lan"}]
-        )
-    with pytest.raises(InvalidArgument, match="meta"):
-        await client.registry.register_self("shop", "cart", host="h", meta={"bad": object()})
-    assert fake.instances() == []
 
 
 def _public(cls: type) -> dict[str, Any]:
