@@ -161,6 +161,9 @@ class ServerThread:
         server, self._server = self._server, None
         if server is not None and self._loop is not None:
             self.run(server.stop(grace))
+            # Handlers the stop cancelled still need loop turns to unwind; a loop stopped
+            # before that leaves them to be closed at interpreter exit, noisily.
+            self.run(_drain(), timeout=None)
         self._stop_loop()
 
     def _stop_loop(self) -> None:
@@ -170,3 +173,12 @@ class ServerThread:
             loop.call_soon_threadsafe(loop.stop)
         if thread is not None:
             thread.join(timeout=10)
+
+
+async def _drain(bound: float = 2.0) -> None:
+    """Cancel what still runs on the server's loop and let it finish (at most ``bound`` s)."""
+    tasks = {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=bound)
