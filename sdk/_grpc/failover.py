@@ -119,6 +119,10 @@ class FailoverChannel(grpc.Channel):
 
     # --- grpc.Channel ------------------------------------------------------------------
 
+    def _each(self, kind: str, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """The ``kind`` multicallable of ``method`` on every channel, in order."""
+        return [getattr(channel, kind)(method, *args, **kwargs) for channel in self._channels]
+
     def unary_unary(
         self,
         method: str,
@@ -126,15 +130,13 @@ class FailoverChannel(grpc.Channel):
         response_deserializer: Any = None,
         _registered_method: bool = False,
     ) -> grpc.UnaryUnaryMultiCallable[Any, Any]:
-        callables = [
-            channel.unary_unary(  # type: ignore[call-arg]
-                method,
-                request_serializer,
-                response_deserializer,
-                _registered_method=_registered_method,
-            )
-            for channel in self._channels
-        ]
+        callables = self._each(
+            "unary_unary",
+            method,
+            request_serializer,
+            response_deserializer,
+            _registered_method=_registered_method,
+        )
         return _FailoverUnaryUnary(self, callables)
 
     def unary_stream(
@@ -146,15 +148,13 @@ class FailoverChannel(grpc.Channel):
     ) -> grpc.UnaryStreamMultiCallable[Any, Any]:
         return _Current(  # type: ignore[return-value]
             self,
-            [
-                channel.unary_stream(  # type: ignore[call-arg]
-                    method,
-                    request_serializer,
-                    response_deserializer,
-                    _registered_method=_registered_method,
-                )
-                for channel in self._channels
-            ],
+            self._each(
+                "unary_stream",
+                method,
+                request_serializer,
+                response_deserializer,
+                _registered_method=_registered_method,
+            ),
         )
 
     def stream_unary(
@@ -166,15 +166,13 @@ class FailoverChannel(grpc.Channel):
     ) -> grpc.StreamUnaryMultiCallable[Any, Any]:
         return _Current(  # type: ignore[return-value]
             self,
-            [
-                channel.stream_unary(  # type: ignore[call-arg]
-                    method,
-                    request_serializer,
-                    response_deserializer,
-                    _registered_method=_registered_method,
-                )
-                for channel in self._channels
-            ],
+            self._each(
+                "stream_unary",
+                method,
+                request_serializer,
+                response_deserializer,
+                _registered_method=_registered_method,
+            ),
         )
 
     def stream_stream(
@@ -186,15 +184,13 @@ class FailoverChannel(grpc.Channel):
     ) -> grpc.StreamStreamMultiCallable[Any, Any]:
         return _Current(  # type: ignore[return-value]
             self,
-            [
-                channel.stream_stream(  # type: ignore[call-arg]
-                    method,
-                    request_serializer,
-                    response_deserializer,
-                    _registered_method=_registered_method,
-                )
-                for channel in self._channels
-            ],
+            self._each(
+                "stream_stream",
+                method,
+                request_serializer,
+                response_deserializer,
+                _registered_method=_registered_method,
+            ),
         )
 
     def subscribe(

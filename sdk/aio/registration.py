@@ -357,25 +357,10 @@ async def start_registration(
 ) -> AsyncRegistration:
     """Register an instance and keep its lease alive in a background task.
 
-    Args:
-        client: the client whose channel, clock and heartbeat policy are used; closing it
-            stops (and deregisters) the registration.
-        service_id: the owning service; ``0`` with ``ensure`` looks it up/creates it first.
-        host: the instance's host (the server requires one even with ``endpoints``).
-        instance_key: a stable key; ``""`` lets the server generate one.
-        env: the environment label; ``None`` or ``""`` uses ``client.config.env``.
-        endpoint: the legacy address; ``""`` with no ``endpoints`` becomes
-            ``host:grpc_port`` (or ``host:http_port``, or ``host``).
-        endpoints: :class:`~sdk.models.Endpoint` values or mappings with the same keys.
-        meta: JSON-able metadata (copied: later changes by the caller are not sent).
-        ttl_seconds: the lease; ``<= 0`` is the server's 60 s. Beats run every TTL / 3.
-        http_port: the HTTP port, ``0`` for none.
-        grpc_port: the gRPC port, ``0`` for none.
-        on_event: called with every :class:`LeaseEvent`, on the event loop (keep it short
-            and non-blocking; exceptions are logged and ignored).
-        rng: where backoff jitter comes from (pass ``random.Random(seed)`` in tests).
-        ensure: ``(project, name)`` of the service: EnsureService is called when the
-            registry answers NOT_FOUND (it lost its data), then the registration retries.
+    Takes the parameters of :func:`sdk.registration.start_registration`, documented there;
+    here ``on_event`` is called on the event loop (keep it short and non-blocking;
+    exceptions are logged and ignored), and ``await registration.stop()`` or closing the
+    client stops (and deregisters) it.
 
     Raises:
         RegistryError: the first RegisterInstance failed (for example :class:`NotFound`).
