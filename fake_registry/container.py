@@ -38,6 +38,7 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 
 from fake_registry.control_client import ControlClient
+from fake_registry.tls import DEFAULT_HOSTS, TlsMaterial, generate_tls
 
 __all__ = [
     "CONTAINER_PORT",
@@ -59,6 +60,11 @@ CONTAINER_PORT = 50051
 START_TIMEOUT = 60.0
 #: Where a seed file is copied inside the container (its name is kept: it gives the format).
 SEED_DIR = "/seed"
+#: Where a TLS container's certificate, key and CA bundle are copied.
+TLS_DIR = "/fake-registry-tls"
+#: The name the certificate of a TLS container is always valid for, whatever address
+#: Docker publishes the port on: clients verify it with this name (``server_name``).
+TLS_SERVER_NAME = "localhost"
 _TOKEN_ENV = "FAKE_REGISTRY_CONTROL_TOKEN"  # noqa: S105 - a variable name
 # The docker-proxy behind a published port accepts connections before the fake
 # listens and drops them; short reconnect backoffs notice the fake within ~0.1 s.
@@ -152,6 +158,9 @@ class FakeRegistryContainer(DockerContainer):
             Read it back from :attr:`control_token`.
         log_level: the fake's log level (``--log-level``): its logs are the
             container's stderr.
+        tls: serve TLS with a throw-away CA and server certificate generated here and
+            copied in (:attr:`tls`, :meth:`channel_credentials`); clients verify the
+            server as :data:`TLS_SERVER_NAME`. Docker's health check trusts the same CA.
         extra_args: more ``fake-registry`` flags, appended as given.
         start_timeout: real seconds ``start()`` waits for the fake to answer.
         **kwargs: passed to :class:`~testcontainers.core.container.DockerContainer`
@@ -169,6 +178,7 @@ class FakeRegistryContainer(DockerContainer):
         faker_seed: int | None = None,
         control_token: str | None = None,
         log_level: str | None = None,
+        tls: bool = False,
         extra_args: Sequence[str] = (),
         start_timeout: float = START_TIMEOUT,
         **kwargs: Any,
@@ -197,12 +207,58 @@ class FakeRegistryContainer(DockerContainer):
             command += ["--faker-seed", str(faker_seed)]
         if log_level is not None:
             command += ["--log-level", log_level]
+        self._tls = self._with_tls() if tls else None
+        if self._tls is not None:
+            command += ["--tls-cert", f"{TLS_DIR}/server.pem", "--tls-key", f"{TLS_DIR}/server.key"]
         command += list(extra_args)
         self.with_command(command)
         self.with_env(_TOKEN_ENV, self._control_token)
         self.with_exposed_ports(CONTAINER_PORT)
 
+    def _with_tls(self) -> TlsMaterial:
+        """A throw-away CA and server certificate, copied in; Docker's health check uses it."""
+        hosts = [*DEFAULT_HOSTS]
+        with contextlib.suppress(Exception):  # the published host, when known before start
+            host = self.get_docker_client().host()
+            if host not in hosts:
+                hosts.append(host)
+        material = generate_tls(hosts)
+        # World-readable: the fake runs as a non-root user, and this key protects nothing
+        # but a test's throw-away certificate.
+        self.with_copy_into_container(material.cert_pem, f"{TLS_DIR}/server.pem", 0o644)
+        self.with_copy_into_container(material.key_pem, f"{TLS_DIR}/server.key", 0o644)
+        self.with_copy_into_container(material.ca_pem, f"{TLS_DIR}/ca.pem", 0o644)
+        health = ["fake-registry", "health", "--target", f"127.0.0.1:{CONTAINER_PORT}"]
+        self.with_kwargs(
+            healthcheck={
+                "test": ["CMD", *health, "--tls-ca", f"{TLS_DIR}/ca.pem"],
+                "interval": 5_000_000_000,  # nanoseconds, as the Docker API wants them
+                "timeout": 5_000_000_000,
+                "start_period": 10_000_000_000,
+                "retries": 3,
+            }
+        )
+        return material
+
     # --- what a test uses ---------------------------------------------------
+
+    @property
+    def tls(self) -> TlsMaterial | None:
+        """The certificate material of a ``tls=True`` container (``ca_pem`` to trust)."""
+        return self._tls
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """Client credentials trusting this fake's CA; ``None`` when it serves plaintext.
+
+        Verify the server as :data:`TLS_SERVER_NAME` (the ``grpc.ssl_target_name_override``
+        channel option, ``sdk.TlsConfig(server_name=...)``): the published address
+        depends on the Docker setup, the name in the certificate does not.
+        """
+        return self._tls.channel_credentials() if self._tls is not None else None
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        """Channel options a client of this fake needs (the TLS name override, if any)."""
+        return [] if self._tls is None else [("grpc.ssl_target_name_override", TLS_SERVER_NAME)]
 
     @property
     def address(self) -> str:
@@ -231,7 +287,12 @@ class FakeRegistryContainer(DockerContainer):
         It has the method names of the in-process control API; closed by ``stop()``.
         """
         if self._control is None:
-            self._control = ControlClient(self.address, control_token=self._control_token)
+            self._control = ControlClient(
+                self.address,
+                control_token=self._control_token,
+                credentials=self.channel_credentials(),
+                options=self.channel_options(),
+            )
         return self._control
 
     def logs(self) -> str:
@@ -325,7 +386,14 @@ class FakeRegistryContainer(DockerContainer):
         deadline = time.monotonic() + self._start_timeout
         pause = threading.Event()  # never set: a bounded wait between fast failures
         last = "no answer yet"
-        with grpc.insecure_channel(self.address, options=_FAST_RECONNECT) as channel:
+        credentials = self.channel_credentials()
+        options = [*_FAST_RECONNECT, *self.channel_options()]
+        channel = (
+            grpc.insecure_channel(self.address, options=options)
+            if credentials is None
+            else grpc.secure_channel(self.address, credentials, options=options)
+        )
+        with channel:
             stub: Any = health_pb2_grpc.HealthStub(channel)  # grpc_health ships no hints
             while True:
                 remaining = deadline - time.monotonic()

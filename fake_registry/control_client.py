@@ -70,6 +70,7 @@ class ControlClient:
         control_token: sent as ``control-token`` metadata when the fake requires it.
         credentials: channel credentials for a fake serving TLS; ``None`` = plaintext.
         timeout: deadline of each control call, in real seconds.
+        options: extra channel options (for example ``grpc.ssl_target_name_override``).
     """
 
     def __init__(
@@ -78,12 +79,13 @@ class ControlClient:
         control_token: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float = 10.0,
+        options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.target = target
         self._channel = (
-            grpc.secure_channel(target, credentials)
+            grpc.secure_channel(target, credentials, options=list(options))
             if credentials is not None
-            else grpc.insecure_channel(target)
+            else grpc.insecure_channel(target, options=list(options))
         )
         self._stub = pb_grpc.FakeControlServiceStub(self._channel)
         self._metadata = ((CONTROL_TOKEN_HEADER, control_token),) if control_token else ()
