@@ -13,8 +13,10 @@ importable from here).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc import aio
@@ -41,6 +43,21 @@ __all__ = ["CONTROL_TOKEN_HEADER", "ControlServicer", "call_info"]
 CONTROL_TOKEN_HEADER = "control-token"  # noqa: S105 - a header name
 Context = aio.ServicerContext[Any, Any]
 EMPTY = pb.Empty()
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def _control_rpc(
+    method: Callable[[ControlServicer, Req, Context], Awaitable[Resp]],
+) -> Callable[[ControlServicer, Req, Context], Awaitable[Resp]]:
+    """A control RPC: the control token is checked first, then errors are answered typed."""
+
+    @functools.wraps(method)
+    async def authorized(self: ControlServicer, request: Req, context: Context) -> Resp:
+        self._authorize(context)
+        return await method(self, request, context)
+
+    return guard_unary(authorized)
 
 
 class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
@@ -66,115 +83,98 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
 
     # --- time ---------------------------------------------------------------
 
-    @guard_unary
+    @_control_rpc
     async def AdvanceClock(self, request: pb.AdvanceClockRequest, context: Context) -> pb.TimeReply:
-        self._authorize(context)
         return pb.TimeReply(now=self._fake.advance_clock(request.seconds))
 
-    @guard_unary
+    @_control_rpc
     async def SetTime(self, request: pb.SetTimeRequest, context: Context) -> pb.TimeReply:
-        self._authorize(context)
         return pb.TimeReply(now=self._fake.set_time(request.unix_seconds))
 
-    @guard_unary
+    @_control_rpc
     async def GetTime(self, request: pb.Empty, context: Context) -> pb.TimeReply:
-        self._authorize(context)
         return pb.TimeReply(now=self._fake.now())
 
     # --- credentials --------------------------------------------------------
 
-    @guard_unary
+    @_control_rpc
     async def AddClient(self, request: pb.AddClientRequest, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.add_client(
             request.client_key, request.client_secret, expires_at=request.expires_at or None
         )
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def RemoveClient(self, request: pb.ClientRef, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.remove_client(request.client_key)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def DisableClient(self, request: pb.ClientRef, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.disable_client(request.client_key)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def EnableClient(self, request: pb.ClientRef, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.enable_client(request.client_key)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def SetClientExpiry(
         self, request: pb.SetClientExpiryRequest, context: Context
     ) -> pb.Empty:
-        self._authorize(context)
         self._fake.set_client_expiry(request.client_key, request.expires_at or None)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def RotateSecret(
         self, request: pb.RotateSecretRequest, context: Context
     ) -> pb.RotateSecretReply:
-        self._authorize(context)
         secret = self._fake.rotate_secret(request.client_key, request.new_secret or None)
         return pb.RotateSecretReply(client_secret=secret)
 
-    @guard_unary
+    @_control_rpc
     async def ListClients(self, request: pb.Empty, context: Context) -> pb.ListClientsReply:
-        self._authorize(context)
         return pb.ListClientsReply(client_keys=self._fake.clients())
 
     # --- tokens -------------------------------------------------------------
 
-    @guard_unary
+    @_control_rpc
     async def SetTokenTtl(self, request: pb.SetTokenTtlRequest, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.set_token_ttl(request.seconds)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def ExpireTokens(
         self, request: pb.ExpireTokensRequest, context: Context
     ) -> pb.CountReply:
-        self._authorize(context)
         return pb.CountReply(count=self._fake.expire_tokens(request.client_key or None))
 
-    @guard_unary
+    @_control_rpc
     async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.revoke_token(request.token)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def RotateSigningKey(self, request: pb.Empty, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.rotate_signing_key()
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def GetCounters(self, request: pb.Empty, context: Context) -> pb.CountersReply:
-        self._authorize(context)
         return pb.CountersReply(
             authentications=self._fake.authentications, renewals=self._fake.renewals
         )
 
-    @guard_unary
+    @_control_rpc
     async def SetAuthEnabled(self, request: pb.FlagRequest, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.set_auth_enabled(request.enabled)
         return EMPTY
 
     # --- fault rules --------------------------------------------------------
 
-    @guard_unary
+    @_control_rpc
     async def AddFault(self, request: pb.AddFaultRequest, context: Context) -> pb.FaultReply:
-        self._authorize(context)
         options: dict[str, Any] = {
             "times": request.times or None,
             "probability": request.probability or 1.0,
@@ -198,9 +198,8 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
             )
         return pb.FaultReply(id=handle.id)
 
-    @guard_unary
+    @_control_rpc
     async def FailNext(self, request: pb.FailNextRequest, context: Context) -> pb.FaultReply:
-        self._authorize(context)
         handle = self._fake.fail_next(
             request.method,
             request.code,
@@ -209,18 +208,16 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
         )
         return pb.FaultReply(id=handle.id)
 
-    @guard_unary
+    @_control_rpc
     async def RemoveFault(self, request: pb.FaultRef, context: Context) -> pb.Empty:
-        self._authorize(context)
         for handle in self._fake.faults():
             if handle.id == request.id:
                 handle.remove()
                 return EMPTY
         raise NotFound(f"no fault rule with id {request.id}", "id")
 
-    @guard_unary
+    @_control_rpc
     async def ListFaults(self, request: pb.Empty, context: Context) -> pb.ListFaultsReply:
-        self._authorize(context)
         return pb.ListFaultsReply(
             faults=[
                 pb.FaultInfo(id=h.id, description=repr(h), hits=h.hits, active=h.active)
@@ -228,22 +225,19 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
             ]
         )
 
-    @guard_unary
+    @_control_rpc
     async def ClearFaults(self, request: pb.Empty, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.clear_faults()
         return EMPTY
 
     # --- heartbeat streams --------------------------------------------------
 
-    @guard_unary
+    @_control_rpc
     async def ListStreams(self, request: pb.Empty, context: Context) -> pb.ListStreamsReply:
-        self._authorize(context)
         return pb.ListStreamsReply(streams=[stream_info(s) for s in self._fake.streams()])
 
-    @guard_unary
+    @_control_rpc
     async def KillStreams(self, request: pb.KillStreamsRequest, context: Context) -> pb.CountReply:
-        self._authorize(context)
         killed = self._fake.kill_streams(
             request.instance_key or None,
             request.code or "UNAVAILABLE",
@@ -251,130 +245,112 @@ class ControlServicer(GuardedServicer, pb_grpc.FakeControlServiceServicer):
         )
         return pb.CountReply(count=killed)
 
-    @guard_unary
+    @_control_rpc
     async def RejectStreams(
         self, request: pb.RejectStreamsRequest, context: Context
     ) -> pb.FaultReply:
-        self._authorize(context)
         handle = self._fake.reject_streams(request.code or "UNAVAILABLE", request.times or None)
         return pb.FaultReply(id=handle.id)
 
-    @guard_unary
+    @_control_rpc
     async def AnswerZero(self, request: pb.AnswerZeroRequest, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.answer_zero(request.instance_key, request.enabled)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def EndStreamsAfter(
         self, request: pb.EndStreamsAfterRequest, context: Context
     ) -> pb.Empty:
-        self._authorize(context)
         self._fake.end_streams_after(request.messages, request.instance_key or None)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def DelayAnswers(self, request: pb.DelayAnswersRequest, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.delay_answers(
             request.seconds, request.instance_key or None, real_time=request.real_time
         )
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def WithholdAnswers(self, request: pb.InstanceFilter, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.withhold_answers(request.instance_key or None)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def ClearStreamControls(self, request: pb.Empty, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.clear_stream_controls()
         return EMPTY
 
     # --- instances ----------------------------------------------------------
 
-    @guard_unary
+    @_control_rpc
     async def ExpireInstance(self, request: pb.InstanceRef, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.expire_instance(request.service_id, request.instance_key)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def ForceOffline(self, request: pb.InstanceRef, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.force_offline(request.service_id, request.instance_key)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def DeleteInstance(self, request: pb.InstanceRef, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.delete_instance(request.service_id, request.instance_key)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def ListInstances(
         self, request: pb.ListInstancesRequest, context: Context
     ) -> pb.ListInstancesReply:
-        self._authorize(context)
         now = self._fake.now()
         rows = self._fake.instances(request.service_id or None)
         return pb.ListInstancesReply(
             instances=[instance_pb(r) for r in rows], online=[r.is_online(now) for r in rows]
         )
 
-    @guard_unary
+    @_control_rpc
     async def Wipe(self, request: pb.Empty, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.wipe()
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def SetReregisterQuirk(self, request: pb.FlagRequest, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.set_reregister_quirk(request.enabled)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def FailEnsureServiceRace(
         self, request: pb.FailEnsureServiceRaceRequest, context: Context
     ) -> pb.Empty:
-        self._authorize(context)
         self._fake.fail_ensure_service_race(request.times)
         return EMPTY
 
-    @guard_unary
+    @_control_rpc
     async def Seed(self, request: pb.SeedRequest, context: Context) -> pb.SeedReply:
-        self._authorize(context)
         services = seed_services(request.json)
         instances = self._fake.seed(services, mark_initial=request.mark_initial)
         return pb.SeedReply(services=len(services), instances=instances)
 
-    @guard_unary
+    @_control_rpc
     async def TakeErrors(self, request: pb.Empty, context: Context) -> pb.TakeErrorsReply:
-        self._authorize(context)
         return pb.TakeErrorsReply(errors=[fake_error(e) for e in self._fake.errors.take()])
 
-    @guard_unary
+    @_control_rpc
     async def Reset(self, request: pb.Empty, context: Context) -> pb.Empty:
-        self._authorize(context)
         self._fake.reset()
         return EMPTY
 
     # --- journal ------------------------------------------------------------
 
-    @guard_unary
+    @_control_rpc
     async def ListCalls(self, request: pb.ListCallsRequest, context: Context) -> pb.ListCallsReply:
-        self._authorize(context)
         calls = self._fake.calls(request.method or None)
         return pb.ListCallsReply(calls=[call_info(c) for c in calls if c.seq > request.after_seq])
 
-    @guard_unary
+    @_control_rpc
     async def WaitForCalls(
         self, request: pb.WaitForCallsRequest, context: Context
     ) -> pb.ListCallsReply:
-        self._authorize(context)
         count = request.count or 1
         timeout = request.timeout_seconds or 5.0
         method = request.method or "*"
