@@ -10,56 +10,14 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable, Iterator
 
-import grpc
 import pytest
 
 from fake_registry import FakeRegistry
 from fake_registry.state.auth import Credential
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
+from pytest_plugin.contract.support import HeartbeatSession
 
 Metadata = tuple[tuple[str, str], ...]
-
-
-class HeartbeatSession:
-    """One open ``HeartbeatStream``, driven one request at a time.
-
-    Requests go through a queue, so a test can interleave writes and reads on
-    the same stream exactly as a long-lived client does.
-    """
-
-    def __init__(
-        self, stub: registry_pb2_grpc.RegistryServiceStub, metadata: Metadata | None
-    ) -> None:
-        self._requests: queue.SimpleQueue[registry_pb2.HeartbeatRequest | None] = (
-            queue.SimpleQueue()
-        )
-        self.call = stub.HeartbeatStream(
-            iter(self._requests.get, None), metadata=metadata, timeout=5
-        )
-
-    def send(self, service_id: int, instance_key: str) -> None:
-        self._requests.put(
-            registry_pb2.HeartbeatRequest(service_id=service_id, instance_key=instance_key)
-        )
-
-    def read(self) -> int:
-        """The next response's ``expires_at`` (raises ``grpc.RpcError`` on a failed stream)."""
-        return next(self.call).expires_at
-
-    def beat(self, service_id: int, instance_key: str) -> int:
-        self.send(service_id, instance_key)
-        return self.read()
-
-    def close(self) -> grpc.StatusCode:
-        """Half-close, check that no response is left over, return the final status."""
-        self._requests.put(None)
-        leftover = [r.expires_at for r in self.call]
-        assert leftover == [], f"responses nobody asked for: {leftover}"
-        return self.call.code()
-
-    def cancel(self) -> None:
-        self._requests.put(None)  # unblocks grpc's request-consuming thread
-        self.call.cancel()
 
 
 OpenHeartbeat = Callable[[Metadata | None], HeartbeatSession]
@@ -73,7 +31,7 @@ def open_heartbeat(
     sessions: list[HeartbeatSession] = []
 
     def open_(metadata: Metadata | None) -> HeartbeatSession:
-        session = HeartbeatSession(registry_stub, metadata)
+        session = HeartbeatSession(registry_stub, metadata, timeout=5)
         sessions.append(session)
         return session
 

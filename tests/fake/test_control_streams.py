@@ -17,7 +17,8 @@ from fake_registry.journal import Call
 from protos.registry.v1 import registry_pb2, registry_pb2_grpc
 
 if TYPE_CHECKING:
-    from tests.fake.conftest import HeartbeatSession, OpenHeartbeat
+    from pytest_plugin.contract.support import HeartbeatSession
+    from tests.fake.conftest import OpenHeartbeat
 
 Metadata = tuple[tuple[str, str], ...]
 Stub = registry_pb2_grpc.RegistryServiceStub

@@ -46,8 +46,9 @@ from sdk.errors import (
     Unavailable,
     is_retryable,
 )
-from sdk.registration import LeaseEvent, LeaseState, Reason, Registration
+from sdk.registration import LeaseState, Reason, Registration
 from tests.flavours import MakeClient, start_registration
+from tests.lease_events import Recorder
 
 HOST = "10.0.0.7"
 # What grpcio raises for a call on a closed channel: sync and asyncio channels differ (the
@@ -55,29 +56,6 @@ HOST = "10.0.0.7"
 CLOSED_CHANNEL: dict[str, type[Exception]] = {"sync": ValueError, "async": grpc.aio.UsageError}
 AUTHENTICATE = "AuthenticateClient"
 RENEW = "RenewToken"
-
-
-class Recorder:
-    """Collects ``on_event`` lease events and waits for them (bounded)."""
-
-    def __init__(self) -> None:
-        self.events: list[LeaseEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: LeaseEvent) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def of(self, reason: Reason) -> list[LeaseEvent]:
-        with self._cond:
-            return [e for e in self.events if e.reason is reason]
-
-    def wait_for(self, reason: Reason, count: int = 1, timeout: float = 5.0) -> list[LeaseEvent]:
-        with self._cond:
-            ok = self._cond.wait_for(lambda: len(self.of(reason)) >= count, timeout)
-        assert ok, f"waited for {count} {reason} event(s); got {self.events!r}"
-        return self.of(reason)
 
 
 def beat(clock: Any, reg: Registration, times: int = 1) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Iterator
 
@@ -29,31 +28,9 @@ from sdk.registration import LeaseEvent, LeaseState, Reason, Registration
 from sdk.testing import ManualClock
 from tests.conftest import CLIENT_KEY, CLIENT_SECRET
 from tests.flavours import MakeClient, eventually, start_registration, unwrapped
+from tests.lease_events import Recorder
 
 HOST = "10.0.0.7"
-
-
-class Recorder:
-    """Collects events from ``on_event`` (on the loop's thread) and waits for them."""
-
-    def __init__(self) -> None:
-        self.events: list[LeaseEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: LeaseEvent) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def of(self, reason: Reason) -> list[LeaseEvent]:
-        with self._cond:
-            return [e for e in self.events if e.reason is reason]
-
-    def wait_for(self, reason: Reason, count: int = 1, timeout: float = 5.0) -> list[LeaseEvent]:
-        with self._cond:
-            ok = self._cond.wait_for(lambda: len(self.of(reason)) >= count, timeout)
-        assert ok, f"waited for {count} {reason} event(s); got {self.events!r}"
-        return self.of(reason)
 
 
 @pytest.fixture
